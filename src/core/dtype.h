@@ -1,0 +1,41 @@
+// Element types that checkpoints store, and exact conversions between them and float.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace qwen3vl {
+
+enum class DType { F32, F16, BF16 };
+
+size_t dtype_size(DType dtype);
+const char* dtype_name(DType dtype);  // safetensors spelling: "F32", "F16", "BF16"
+
+inline float bf16_to_f32(uint16_t bits) {
+  uint32_t wide = static_cast<uint32_t>(bits) << 16;
+  float value;
+  std::memcpy(&value, &wide, sizeof value);
+  return value;
+}
+
+// Round to nearest, ties to even (what torch does for .to(torch.bfloat16)); NaN stays NaN.
+inline uint16_t f32_to_bf16(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);
+  uint32_t rounding = 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>((bits + rounding) >> 16);
+}
+
+// The value a float takes after a round trip through bfloat16: HF rounds activations here in bf16 models.
+inline float round_to_bf16(float value) { return bf16_to_f32(f32_to_bf16(value)); }
+
+float f16_to_f32(uint16_t bits);
+uint16_t f32_to_f16(float value);
+
+// Converts `count` elements of `dtype` at `src` to float.
+void convert_to_f32(DType dtype, const void* src, float* dst, size_t count);
+
+}  // namespace qwen3vl

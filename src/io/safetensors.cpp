@@ -1,0 +1,157 @@
+#include "io/safetensors.h"
+
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace qwen3vl {
+namespace {
+
+using json = nlohmann::json;
+
+bool parse_dtype(const std::string& text, DType* dtype) {
+  if (text == "F32") *dtype = DType::F32;
+  else if (text == "F16") *dtype = DType::F16;
+  else if (text == "BF16") *dtype = DType::BF16;
+  else return false;
+  return true;
+}
+
+bool file_exists(const std::string& path) { return std::ifstream(path).good(); }
+
+TensorView parse_entry(const std::string& path, const std::string& name, const json& entry,
+                       const uint8_t* data_start, uint64_t data_size) {
+  if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") ||
+      !entry.contains("data_offsets"))
+    throw_error(path, ": tensor ", name, ": header entry needs dtype, shape and data_offsets");
+  TensorView view;
+  view.name = name;
+  view.file = path;
+  const json& dtype = entry["dtype"];
+  if (!dtype.is_string()) throw_error(path, ": tensor ", name, ": dtype is not a string");
+  if (!parse_dtype(dtype.get<std::string>(), &view.dtype))
+    throw_error(path, ": tensor ", name, ": unsupported dtype ", dtype.get<std::string>(),
+                " (supported: F32, F16, BF16)");
+  const json& shape = entry["shape"];
+  if (!shape.is_array()) throw_error(path, ": tensor ", name, ": shape is not an array");
+  uint64_t numel = 1;
+  for (const json& dim : shape) {
+    if (!dim.is_number_unsigned()) throw_error(path, ": tensor ", name, ": bad shape entry");
+    const uint64_t size = dim.get<uint64_t>();
+    if (size != 0 && numel > std::numeric_limits<uint64_t>::max() / size)
+      throw_error(path, ": tensor ", name, ": shape overflows");
+    numel *= size;
+    view.shape.push_back(static_cast<int64_t>(size));
+  }
+  const json& offsets = entry["data_offsets"];
+  if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
+      !offsets[1].is_number_unsigned())
+    throw_error(path, ": tensor ", name, ": data_offsets must be two unsigned integers");
+  const uint64_t begin = offsets[0].get<uint64_t>();
+  const uint64_t end = offsets[1].get<uint64_t>();
+  if (begin > end || end > data_size)
+    throw_error(path, ": tensor ", name, ": data_offsets [", begin, ", ", end,
+                "] lie outside the file's ", data_size, " data bytes (truncated file?)");
+  if (end - begin != numel * dtype_size(view.dtype))
+    throw_error(path, ": tensor ", name, ": ", end - begin, " bytes stored but shape ",
+                view.shape_string(), " in ", dtype_name(view.dtype), " needs ",
+                numel * dtype_size(view.dtype));
+  view.data = data_start + begin;
+  return view;
+}
+
+}  // namespace
+
+int64_t TensorView::numel() const {
+  int64_t count = 1;
+  for (int64_t dim : shape) count *= dim;
+  return count;
+}
+
+std::string TensorView::shape_string() const {
+  std::ostringstream out;
+  out << '[';
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << ']';
+  return out.str();
+}
+
+SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
+  const uint64_t size = file_.size();
+  if (size < 8) throw_error(path, ": truncated safetensors file (", size, " bytes, no header)");
+  uint64_t header_size = 0;
+  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | file_.data()[i];
+  if (header_size > size - 8)
+    throw_error(path, ": safetensors header claims ", header_size, " bytes but the file has ",
+                size - 8, " after the length field (truncated or corrupt)");
+  const char* header_text = reinterpret_cast<const char*>(file_.data() + 8);
+  const json header = json::parse(header_text, header_text + header_size, nullptr, false);
+  if (header.is_discarded() || !header.is_object())
+    throw_error(path, ": corrupt safetensors header (not a JSON object)");
+  const uint8_t* data_start = file_.data() + 8 + header_size;
+  const uint64_t data_size = size - 8 - header_size;
+  for (const auto& [name, entry] : header.items()) {
+    if (name == "__metadata__") continue;
+    tensors_.emplace(name, parse_entry(path, name, entry, data_start, data_size));
+  }
+}
+
+TensorStore TensorStore::open_dir(const std::string& dir) {
+  TensorStore store;
+  const std::string index_path = dir + "/model.safetensors.index.json";
+  const std::string single_path = dir + "/model.safetensors";
+  if (file_exists(index_path)) {
+    store.description_ = index_path;
+    std::ifstream in(index_path);
+    const json index = json::parse(in, nullptr, false);
+    if (index.is_discarded() || !index.is_object() || !index.contains("weight_map") ||
+        !index["weight_map"].is_object())
+      throw_error(index_path, ": not a safetensors index (needs a weight_map object)");
+    std::map<std::string, std::shared_ptr<SafetensorsFile>> shards;
+    for (const auto& [name, shard] : index["weight_map"].items()) {
+      if (!shard.is_string()) throw_error(index_path, ": weight_map[", name, "] is not a file name");
+      const std::string shard_name = shard.get<std::string>();
+      if (shard_name.find('/') != std::string::npos)
+        throw_error(index_path, ": weight_map[", name, "] names a file outside the checkpoint");
+      auto& file = shards[shard_name];
+      if (!file) {
+        file = std::make_shared<SafetensorsFile>(dir + "/" + shard_name);
+        store.files_.push_back(file);
+      }
+      auto found = file->tensors().find(name);
+      if (found == file->tensors().end())
+        throw_error(file->path(), ": tensor ", name, " listed in ", index_path, " is not in this shard");
+      store.index_[name] = &found->second;
+    }
+  } else if (file_exists(single_path)) {
+    store.description_ = single_path;
+    auto file = std::make_shared<SafetensorsFile>(single_path);
+    store.files_.push_back(file);
+    for (const auto& [name, view] : file->tensors()) store.index_[name] = &view;
+  } else {
+    throw_error(dir, ": no model.safetensors or model.safetensors.index.json");
+  }
+  return store;
+}
+
+const TensorView* TensorStore::find(const std::string& name) const {
+  auto found = index_.find(name);
+  return found == index_.end() ? nullptr : found->second;
+}
+
+const TensorView& TensorStore::get(const std::string& name) const {
+  const TensorView* view = find(name);
+  if (!view) throw_error(description_, ": missing tensor ", name);
+  return *view;
+}
+
+std::vector<std::string> TensorStore::names() const {
+  std::vector<std::string> out;
+  for (const auto& entry : index_) out.push_back(entry.first);
+  return out;
+}
+
+}  // namespace qwen3vl

@@ -1,0 +1,110 @@
+#include "model/text_decoder.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace qwen3vl {
+
+TextDecoder::TextDecoder(const ModelConfig& config, const TextWeights& weights)
+    : config_(config.text_config),
+      weights_(weights),
+      rotary_(config.text_config),
+      // bf16 checkpoints run as transformers runs them by default (dtype "auto" = bf16 activations).
+      precision_(weights.dtype == DType::BF16 ? Precision::BF16 : Precision::F32) {}
+
+KVCache TextDecoder::make_cache(int64_t capacity) const {
+  return KVCache(config_.num_hidden_layers, capacity, config_.num_key_value_heads, config_.head_dim);
+}
+
+void TextDecoder::embed(const int32_t* ids, int64_t n, float* out) const {
+  for (int64_t i = 0; i < n; ++i)
+    if (ids[i] < 0 || ids[i] >= config_.vocab_size)
+      throw_error("token id ", ids[i], " is outside the vocabulary of ", config_.vocab_size);
+  ops::embedding(weights_.embed_tokens, ids, n, out);
+}
+
+// Qwen3VLTextAttention.forward: q/k RMSNorm per head before RoPE, GQA, causal softmax, o_proj.
+// Reads work.normed, work.cos/sin; leaves the o_proj output in work.proj.
+void TextDecoder::attention_block(int64_t layer, int64_t n, KVCache& cache, DecoderWorkspace& work) const {
+  const TextLayerWeights& w = weights_.layers[layer];
+  const int64_t hd = config_.head_dim;
+  const int64_t n_heads = config_.num_attention_heads;
+  const int64_t n_kv = config_.num_key_value_heads;
+  const int64_t past = cache.length();
+
+  ops::linear(work.normed.data(), n, w.q_proj, work.q.data(), precision_);  // [n, n_heads*hd]
+  ops::linear(work.normed.data(), n, w.k_proj, work.k.data(), precision_);  // [n, n_kv*hd]
+  ops::linear(work.normed.data(), n, w.v_proj, work.v.data(), precision_);  // [n, n_kv*hd]
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  ops::rms_norm(work.q.data(), n * n_heads, hd, w.q_norm, eps, work.q.data(), precision_);
+  ops::rms_norm(work.k.data(), n * n_kv, hd, w.k_norm, eps, work.k.data(), precision_);
+  ops::apply_rotary(work.q.data(), n, n_heads, hd, work.cos.data(), work.sin.data(), precision_);
+  ops::apply_rotary(work.k.data(), n, n_kv, hd, work.cos.data(), work.sin.data(), precision_);
+
+  const size_t row_bytes = static_cast<size_t>(cache.row_width()) * sizeof(float);
+  std::memcpy(cache.keys(layer) + past * cache.row_width(), work.k.data(), n * row_bytes);
+  std::memcpy(cache.values(layer) + past * cache.row_width(), work.v.data(), n * row_bytes);
+
+  const ops::AttentionShape shape{n_heads, n_kv, hd};
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));  // head_dim ** -0.5
+  ops::causal_attention(work.q.data(), n, past, cache.keys(layer), cache.values(layer), shape, scale,
+                        work.attn.data(), precision_);  // [n, n_heads*hd]
+  ops::linear(work.attn.data(), n, w.o_proj, work.proj.data(), precision_);  // [n, hidden]
+}
+
+// Qwen3VLTextMLP: down_proj(silu(gate_proj(x)) * up_proj(x)).
+void TextDecoder::mlp_block(int64_t layer, int64_t n, DecoderWorkspace& work) const {
+  const TextLayerWeights& w = weights_.layers[layer];
+  ops::linear(work.normed.data(), n, w.gate_proj, work.gate.data(), precision_);  // [n, intermediate]
+  ops::linear(work.normed.data(), n, w.up_proj, work.up.data(), precision_);      // [n, intermediate]
+  ops::silu_mul(work.gate.data(), work.up.data(), static_cast<size_t>(n * config_.intermediate_size),
+                work.gate.data(), precision_);
+  ops::linear(work.gate.data(), n, w.down_proj, work.proj.data(), precision_);  // [n, hidden]
+}
+
+void TextDecoder::forward(const float* inputs_embeds, int64_t n, const MropePositions& positions, KVCache& cache,
+                          DecoderWorkspace& work, LogitsRows rows, std::vector<float>& logits,
+                          const TensorHook& hook) const {
+  const int64_t hidden = config_.hidden_size;
+  if (positions.size() != n) throw_error("decoder: ", n, " tokens but ", positions.size(), " positions");
+  if (cache.length() + n > cache.capacity())
+    throw_error("context full: ", cache.length(), " + ", n, " tokens exceed the planned ", cache.capacity());
+
+  const int64_t q_width = config_.num_attention_heads * config_.head_dim;
+  const int64_t kv_width = config_.num_key_value_heads * config_.head_dim;
+  work.hidden.assign(inputs_embeds, inputs_embeds + n * hidden);
+  work.normed.resize(static_cast<size_t>(n * hidden));
+  work.q.resize(static_cast<size_t>(n * q_width));
+  work.k.resize(static_cast<size_t>(n * kv_width));
+  work.v.resize(static_cast<size_t>(n * kv_width));
+  work.attn.resize(static_cast<size_t>(n * q_width));
+  work.proj.resize(static_cast<size_t>(n * hidden));
+  work.gate.resize(static_cast<size_t>(n * config_.intermediate_size));
+  work.up.resize(static_cast<size_t>(n * config_.intermediate_size));
+  work.cos.resize(static_cast<size_t>(n * config_.head_dim));
+  work.sin.resize(static_cast<size_t>(n * config_.head_dim));
+  rotary_.compute(positions, work.cos.data(), work.sin.data(), precision_);
+
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
+    const TextLayerWeights& w = weights_.layers[l];
+    ops::rms_norm(work.hidden.data(), n, hidden, w.input_layernorm, eps, work.normed.data(), precision_);
+    attention_block(l, n, cache, work);
+    ops::add_inplace(work.hidden.data(), work.proj.data(), work.proj.size(), precision_);
+    ops::rms_norm(work.hidden.data(), n, hidden, w.post_attention_layernorm, eps, work.normed.data(), precision_);
+    mlp_block(l, n, work);
+    ops::add_inplace(work.hidden.data(), work.proj.data(), work.proj.size(), precision_);
+    if (hook) hook("layers." + std::to_string(l), work.hidden.data(), n, hidden);
+  }
+  cache.set_length(cache.length() + n);
+
+  ops::rms_norm(work.hidden.data(), n, hidden, weights_.norm, eps, work.normed.data(), precision_);
+  if (hook) hook("norm", work.normed.data(), n, hidden);
+  const int64_t first = rows == LogitsRows::Last ? n - 1 : 0;
+  logits.resize(static_cast<size_t>((n - first) * config_.vocab_size));
+  ops::linear(work.normed.data() + first * hidden, n - first, weights_.lm_head, logits.data(), precision_);
+}
+
+}  // namespace qwen3vl

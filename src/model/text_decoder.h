@@ -1,0 +1,54 @@
+// The Qwen3-VL text decoder (transformers' Qwen3VLTextModel + lm_head): embeddings in, logits out,
+// with the per-request KV cache passed in explicitly. Weights are only read.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "io/model_config.h"
+#include "model/kv_cache.h"
+#include "model/mrope.h"
+#include "model/text_weights.h"
+#include "ops/ops.h"
+
+namespace qwen3vl {
+
+// Debug hook: sees named intermediate tensors ("layers.{l}" = output of decoder layer l, "norm" = after the final
+// norm), [rows, cols] floats, so a mismatch against the reference can be traced to its layer.
+using TensorHook = std::function<void(const std::string& name, const float* data, int64_t rows, int64_t cols)>;
+
+enum class LogitsRows { Last, All };
+
+// Scratch buffers of one forward pass, reused across calls of a request so decoding does not reallocate.
+struct DecoderWorkspace {
+  std::vector<float> hidden, normed, q, k, v, attn, proj, gate, up, cos, sin;
+};
+
+class TextDecoder {
+ public:
+  TextDecoder(const ModelConfig& config, const TextWeights& weights);
+
+  // inputs_embeds [n, hidden] for n new tokens at `positions`, appended to `cache` (which must have room).
+  // Writes logits [1 or n, vocab] into `logits`.
+  void forward(const float* inputs_embeds, int64_t n, const MropePositions& positions, KVCache& cache,
+               DecoderWorkspace& work, LogitsRows rows, std::vector<float>& logits,
+               const TensorHook& hook = nullptr) const;
+
+  // Token embeddings [n, hidden] (embed_tokens rows), as HF's embed_tokens(input_ids).
+  void embed(const int32_t* ids, int64_t n, float* out) const;
+
+  Precision precision() const { return precision_; }
+  KVCache make_cache(int64_t capacity) const;
+
+ private:
+  void attention_block(int64_t layer, int64_t n, KVCache& cache, DecoderWorkspace& work) const;
+  void mlp_block(int64_t layer, int64_t n, DecoderWorkspace& work) const;
+
+  const TextConfig& config_;
+  const TextWeights& weights_;
+  TextRotary rotary_;
+  Precision precision_;
+};
+
+}  // namespace qwen3vl

@@ -1,0 +1,75 @@
+// The op interface. Model code calls only these functions; each has a plain scalar reference implementation
+// (ops/reference.cpp) that optimized CPU kernels and later a CUDA backend must reproduce, tested against it.
+//
+// Activations are float. `Precision::BF16` reproduces a bfloat16 PyTorch forward: every op rounds its result
+// to bf16 at the same points as the eager PyTorch code of transformers (noted per op), while accumulating in
+// float, as PyTorch's CPU kernels do. `Precision::F32` rounds nowhere.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace qwen3vl {
+
+enum class Precision { F32, BF16 };
+
+inline float round_to(Precision precision, float value) {
+  return precision == Precision::BF16 ? round_to_bf16(value) : value;
+}
+
+// A 2-D weight as stored by PyTorch nn.Linear / nn.Embedding: [rows = out_features, cols = in_features].
+struct WeightMatrix {
+  DType dtype = DType::F32;
+  const void* data = nullptr;
+  int64_t rows = 0;
+  int64_t cols = 0;
+};
+
+// A 1-D weight (norm scales).
+struct WeightVector {
+  DType dtype = DType::F32;
+  const void* data = nullptr;
+  int64_t size = 0;
+};
+
+namespace ops {
+
+// y[n, w.rows] = x[n, w.cols] · w^T, result rounded per precision. The one matmul entry point of the engine:
+// quantized formats, LoRA and profiling hook in here.
+void linear(const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision);
+
+// out[i, :] = table[ids[i], :] (rows converted to float; no rounding needed, stored values are exact).
+void embedding(const WeightMatrix& table, const int32_t* ids, int64_t n, float* out);
+
+// Qwen3 RMSNorm over rows of `dim`: x * rsqrt(mean(x^2) + eps) in float, rounded to the activation dtype,
+// then times the weight (and rounded again) — transformers' Qwen3VLTextRMSNorm.
+void rms_norm(const float* x, int64_t rows, int64_t dim, const WeightVector& weight, float eps, float* out,
+              Precision precision);
+
+// x += y (residual connections).
+void add_inplace(float* x, const float* y, size_t count, Precision precision);
+
+// out = silu(gate) * up; in bf16 silu's result is rounded before the product (two PyTorch ops).
+void silu_mul(const float* gate, const float* up, size_t count, float* out, Precision precision);
+
+// Rotary embedding, rotate_half convention, in place on x [rows, heads, head_dim]; cos/sin [rows, head_dim]
+// (already in the activation dtype). In bf16: x*cos and rotate_half(x)*sin are rounded, then their sum.
+void apply_rotary(float* x, int64_t rows, int64_t heads, int64_t head_dim, const float* cos, const float* sin,
+                  Precision precision);
+
+struct AttentionShape {
+  int64_t num_heads = 0;
+  int64_t num_kv_heads = 0;  // query head h reads kv head h / (num_heads / num_kv_heads)
+  int64_t head_dim = 0;
+};
+
+// Causal attention of n query rows that sit at cache indices past .. past+n-1 over cache rows 0 .. past+n-1.
+// q [n, num_heads, head_dim]; k_cache, v_cache [>= past+n, num_kv_heads, head_dim]; out [n, num_heads*head_dim].
+// Follows transformers' eager_attention_forward: scores = (q·k) * scale, softmax in float, then · v.
+void causal_attention(const float* q, int64_t n, int64_t past, const float* k_cache, const float* v_cache,
+                      const AttentionShape& shape, float scale, float* out, Precision precision);
+
+}  // namespace ops
+}  // namespace qwen3vl

@@ -1,0 +1,6 @@
+#include <cstdio>
+
+int main() {
+  std::puts("qwen3vl");
+  return 0;
+}
