@@ -1,0 +1,46 @@
+// Helpers shared by the tests: scratch directories, files, running the CLI.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace qwen3vl {
+namespace testing {
+
+// A fresh directory under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+void write_file(const std::string& path, const std::string& bytes);
+std::string read_file(const std::string& path);
+void copy_dir(const std::string& from, const std::string& to);  // shallow copy of regular files and symlinks
+
+// A safetensors file image: 8-byte length, the header text, then `data`.
+std::string safetensors_bytes(const std::string& header_json, const std::string& data);
+
+// Reads a raw little-endian float32 file.
+std::vector<float> read_f32(const std::string& path);
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+// Runs the qwen3vl CLI with the given arguments (a shell-quoted string).
+CommandResult run_cli(const std::string& arguments);
+
+std::string fixtures_dir();  // tests/fixtures
+std::string model_fixture(const std::string& name);  // tests/fixtures/models/NAME
+
+}  // namespace testing
+}  // namespace qwen3vl
