@@ -39,6 +39,7 @@ CHECKPOINTS = ["tiny-fp32-tied", "tiny-fp32-untied-sharded", "tiny-bf16-untied",
 REAL_VOCAB = {"tiny-realtok-bf16"}
 MAX_NEW_TOKENS = 32
 
+CLI_PROMPT = "What is in the picture?"
 REAL_TEXT = "<|im_start|>user\nWhat is in the picture?<|im_end|>\n<|im_start|>assistant\n"
 REAL_MROPE_PREFIX = "<|im_start|>user\n<|vision_start|>"
 REAL_MROPE_BLOCK = "A red bicycle leans against a white fence beside an old oak tree in the park"
@@ -267,6 +268,17 @@ def dump_checkpoint(ckpt: str, models_dir: Path, out_root: Path) -> None:
     cases.append(c)
 
     greedy = run_greedy(model, text_ids)
+    cli_greedy = None
+    if real_vocab:
+        # What `qwen3vl run -m DIR -p CLI_PROMPT --temp 0` must print: the chat template of the checkpoint gives
+        # exactly REAL_TEXT, and the reply is the greedy ids decoded without special tokens (eos dropped).
+        template = json.loads((mdir / "chat_template.json").read_text(encoding="utf-8"))["chat_template"]
+        rendered = tok.apply_chat_template([{"role": "user", "content": CLI_PROMPT}], chat_template=template,
+                                           tokenize=False, add_generation_prompt=True)
+        assert rendered == REAL_TEXT, rendered
+        reply = [t for t in greedy["output_ids"] if t not in greedy["eos_token_id"]]
+        cli_greedy = {"prompt": CLI_PROMPT, "max_new_tokens": MAX_NEW_TOKENS,
+                      "text": tok.decode(reply, skip_special_tokens=True)}
 
     rp = tc.rope_parameters
     index = {
@@ -287,6 +299,8 @@ def dump_checkpoint(ckpt: str, models_dir: Path, out_root: Path) -> None:
         "cases": cases,
         "greedy": greedy,
     }
+    if cli_greedy is not None:
+        index["cli_greedy"] = cli_greedy
     (out_dir / "index.json").write_text(to_json(index) + "\n", encoding="utf-8")
     print(f"[{ckpt}] {dtype}: text S={len(text_ids)} max|logit|={cases[0]['max_abs_logit']:.3f} "
           f"gap={cases[0]['min_top1_top2_gap']:.4g}; mrope S={len(mrope_ids)} "
