@@ -45,7 +45,7 @@ void copy_dir(const std::string& from, const std::string& to) {
   for (const auto& entry : fs::directory_iterator(from)) {
     const fs::path target = fs::path(to) / entry.path().filename();
     if (entry.is_symlink())
-      fs::copy_symlink(fs::canonical(entry.path()), target);  // keep the link valid from the new place
+      fs::create_symlink(fs::canonical(entry.path()), target);  // absolute, so it stays valid from the new place
     else if (entry.is_regular_file())
       fs::copy_file(entry.path(), target);
   }
@@ -65,8 +65,8 @@ std::vector<float> read_f32(const std::string& path) {
   return values;
 }
 
-CommandResult run_cli(const std::string& arguments) {
-  const std::string command = std::string(QWEN3VL_CLI_PATH) + " " + arguments + " 2>&1";
+CommandResult run_cli(const std::string& arguments, bool with_stderr) {
+  const std::string command = std::string(QWEN3VL_CLI_PATH) + " " + arguments + (with_stderr ? " 2>&1" : " 2>/dev/null");
   CommandResult result;
   FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) throw std::runtime_error("popen failed");

@@ -34,10 +34,10 @@ std::vector<float> read_f32(const std::string& path);
 
 struct CommandResult {
   int exit_code = -1;
-  std::string output;  // stdout and stderr together
+  std::string output;  // stdout, and stderr after it unless left out
 };
 // Runs the qwen3vl CLI with the given arguments (a shell-quoted string).
-CommandResult run_cli(const std::string& arguments);
+CommandResult run_cli(const std::string& arguments, bool with_stderr = true);
 
 std::string fixtures_dir();  // tests/fixtures
 std::string model_fixture(const std::string& name);  // tests/fixtures/models/NAME

@@ -1,6 +1,30 @@
+// qwen3vl: the command-line frontend. Each subcommand lives in its own file and talks to the engine API only.
+#include <CLI/CLI.hpp>
 #include <cstdio>
+#include <exception>
 
-int main() {
-  std::puts("qwen3vl");
+#include "core/error.h"
+#include "run_command.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"qwen3vl: run Qwen3-VL checkpoints (Hugging Face layout) on the CPU"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "qwen3vl 0.1.0");
+  qwen3vl::cli::RunOptions run_options;
+  CLI::App* run = qwen3vl::cli::add_run_command(app, run_options);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error);
+  }
+  try {
+    if (run->parsed()) return qwen3vl::cli::run_command(run_options);
+  } catch (const qwen3vl::Error& error) {
+    std::fprintf(stderr, "error: %s\n", error.what());
+    return 1;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "error: internal: %s\n", error.what());
+    return 2;
+  }
   return 0;
 }

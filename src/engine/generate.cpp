@@ -1,0 +1,84 @@
+#include "engine/generate.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "core/timer.h"
+#include "engine/stop_strings.h"
+
+namespace qwen3vl {
+
+SamplingParams default_sampling(const GenerationConfig& config) {
+  SamplingParams params;
+  params.do_sample = config.do_sample;
+  params.temperature = static_cast<float>(config.temperature);
+  params.top_k = config.top_k;
+  params.top_p = static_cast<float>(config.top_p);
+  params.min_p = static_cast<float>(config.min_p);
+  params.repetition_penalty = static_cast<float>(config.repetition_penalty);
+  return params;
+}
+
+GenerationResult generate(const LoadedModel& model, const GenerationRequest& request, const TextCallback& on_text) {
+  const TextDecoder& decoder = *model.decoder;
+  const TextConfig& text_config = model.config.text_config;
+  const int64_t n_prompt = static_cast<int64_t>(request.prompt_ids.size());
+  if (n_prompt == 0) throw_error("the prompt is empty");
+  const int64_t capacity = n_prompt + std::max<int64_t>(request.max_new_tokens, 0);
+  if (capacity > text_config.max_position_embeddings)
+    throw_error("prompt (", n_prompt, " tokens) plus max new tokens (", request.max_new_tokens,
+                ") exceed the model's context of ", text_config.max_position_embeddings);
+
+  GenerationResult result;
+  result.stats.prompt_tokens = n_prompt;
+  KVCache cache = decoder.make_cache(capacity);
+  DecoderWorkspace work;
+  std::vector<float> embeds(static_cast<size_t>(n_prompt * text_config.hidden_size));
+  std::vector<float> logits;
+  Sampler sampler(request.sampling);
+  StreamDecoder stream(*model.tokenizer, /*skip_special_tokens=*/true);
+  StopStringFilter stop_filter(request.stop_strings);
+  std::vector<int32_t> context = request.prompt_ids;
+  // Text-only prompts: positions 0..n-1 on all three axes and a rope delta of 0 (get_rope_index).
+  const int64_t rope_delta = 0;
+
+  Stopwatch prefill_clock;
+  decoder.embed(request.prompt_ids.data(), n_prompt, embeds.data());
+  decoder.forward(embeds.data(), n_prompt, text_positions(0, n_prompt), cache, work, LogitsRows::Last, logits);
+  result.stats.prefill_seconds = prefill_clock.seconds();
+
+  auto emit = [&](const std::string& text) {
+    result.text += text;
+    return text.empty() || !on_text || on_text(text);
+  };
+  Stopwatch decode_clock;
+  result.finish_reason = "length";
+  for (int64_t step = 0; step < request.max_new_tokens; ++step) {
+    const int32_t token = sampler.next(logits, context, result.tokens);
+    result.tokens.push_back(token);
+    context.push_back(token);
+    if (std::find(request.stop_token_ids.begin(), request.stop_token_ids.end(), token) !=
+        request.stop_token_ids.end()) {
+      result.finish_reason = "stop";
+      break;
+    }
+    if (!emit(stop_filter.push(stream.push(token)))) {
+      result.finish_reason = "cancelled";
+      break;
+    }
+    if (stop_filter.stopped()) {
+      result.finish_reason = "stop";
+      break;
+    }
+    if (step + 1 == request.max_new_tokens) break;
+    const int64_t index = cache.length();
+    decoder.embed(&token, 1, embeds.data());
+    decoder.forward(embeds.data(), 1, text_positions(index + rope_delta, 1), cache, work, LogitsRows::Last, logits);
+  }
+  if (result.finish_reason != "cancelled") emit(stop_filter.push(stream.flush()) + stop_filter.flush());
+  result.stats.generated_tokens = static_cast<int64_t>(result.tokens.size());
+  result.stats.decode_seconds = decode_clock.seconds();
+  return result;
+}
+
+}  // namespace qwen3vl

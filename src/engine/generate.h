@@ -1,0 +1,45 @@
+// Text generation for one request: prefill the prompt, then decode token by token with the sampler, streaming
+// text as whole UTF-8 characters, stopping on eos ids, stop strings or the token limit.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/loaded_model.h"
+#include "engine/sampler.h"
+
+namespace qwen3vl {
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt_ids;
+  int64_t max_new_tokens = 256;
+  SamplingParams sampling;
+  std::vector<int32_t> stop_token_ids;     // generation ends after one of these; it is not part of the text
+  std::vector<std::string> stop_strings;   // generation ends where one appears; the text stops before it
+};
+
+struct GenerationStats {
+  int64_t prompt_tokens = 0;
+  int64_t generated_tokens = 0;
+  double prefill_seconds = 0.0;
+  double decode_seconds = 0.0;
+};
+
+struct GenerationResult {
+  std::vector<int32_t> tokens;  // generated ids, including a final stop token if one ended generation
+  std::string text;             // decoded text without special tokens, cut before a stop string
+  std::string finish_reason;    // "stop" (eos id or stop string), "length", or "cancelled"
+  GenerationStats stats;
+};
+
+// Receives text as it becomes final; returning false cancels generation.
+using TextCallback = std::function<bool(const std::string& text)>;
+
+// Sampling defaults from the checkpoint's generation_config.json.
+SamplingParams default_sampling(const GenerationConfig& config);
+
+GenerationResult generate(const LoadedModel& model, const GenerationRequest& request,
+                          const TextCallback& on_text = nullptr);
+
+}  // namespace qwen3vl

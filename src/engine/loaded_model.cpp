@@ -1,0 +1,57 @@
+#include "engine/loaded_model.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace qwen3vl {
+namespace {
+
+bool read_text_file(const std::string& path, std::string* text) {
+  std::ifstream in(path);
+  if (!in) return false;
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  *text = buffer.str();
+  return true;
+}
+
+// The template text from chat_template.jinja, chat_template.json or tokenizer_config.json (first found).
+std::string find_chat_template(const std::string& dir) {
+  std::string text;
+  if (read_text_file(dir + "/chat_template.jinja", &text)) return text;
+  for (const char* file : {"/chat_template.json", "/tokenizer_config.json"}) {
+    if (!read_text_file(dir + file, &text)) continue;
+    const nlohmann::json json = nlohmann::json::parse(text, nullptr, false);
+    if (json.is_discarded()) throw_error(dir, file, ": not valid JSON");
+    if (json.is_object() && json.contains("chat_template") && json["chat_template"].is_string())
+      return json["chat_template"].get<std::string>();
+  }
+  return "";
+}
+
+}  // namespace
+
+std::unique_ptr<LoadedModel> load_model(const std::string& dir) {
+  auto model = std::make_unique<LoadedModel>();
+  model->dir = dir;
+  model->config = load_model_config(dir + "/config.json");
+  model->generation = load_generation_config(dir + "/generation_config.json");
+  if (model->generation.eos_token_id.empty()) model->generation.eos_token_id = model->config.eos_token_id;
+
+  const std::string tokenizer_path = dir + "/tokenizer.json";
+  if (!std::ifstream(tokenizer_path).good())
+    throw_error(tokenizer_path, ": missing (the tokenizer files are part of a checkpoint)");
+  model->tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_file(tokenizer_path));
+  const std::string template_text = find_chat_template(dir);
+  if (!template_text.empty()) model->template_kind = detect_chat_template_kind(template_text);
+
+  model->tensors = TensorStore::open_dir(dir);
+  model->text_weights = bind_text_weights(model->tensors, model->config);
+  model->decoder = std::make_unique<TextDecoder>(model->config, model->text_weights);
+  return model;
+}
+
+}  // namespace qwen3vl

@@ -1,0 +1,32 @@
+// A checkpoint directory loaded for inference: config, generation defaults, mapped weights, decoder, tokenizer
+// and chat-template flavour. Immutable after load and shared by every request.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "io/model_config.h"
+#include "io/safetensors.h"
+#include "model/text_decoder.h"
+#include "model/text_weights.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace qwen3vl {
+
+struct LoadedModel {
+  std::string dir;
+  ModelConfig config;
+  GenerationConfig generation;
+  TensorStore tensors;
+  TextWeights text_weights;
+  std::unique_ptr<TextDecoder> decoder;
+  std::unique_ptr<Tokenizer> tokenizer;
+  ChatTemplateKind template_kind = ChatTemplateKind::Instruct;
+};
+
+// Loads DIR (config.json, generation_config.json, safetensors, tokenizer.json, chat template).
+// Throws Error naming the file and field or tensor at fault.
+std::unique_ptr<LoadedModel> load_model(const std::string& dir);
+
+}  // namespace qwen3vl

@@ -1,0 +1,35 @@
+// `qwen3vl run`: one prompt in, generated text streamed to stdout, timings to stderr.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace qwen3vl {
+namespace cli {
+
+struct RunOptions {
+  std::string model_dir;
+  std::string prompt;
+  std::string system;
+  bool raw = false;
+  bool verbose_prompt = false;
+  int64_t n_predict = -1;  // -1: generation_config's max_new_tokens, else 256
+  std::optional<float> temperature;
+  std::optional<int64_t> top_k;
+  std::optional<float> top_p;
+  std::optional<float> min_p;
+  std::optional<float> repeat_penalty;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  std::optional<uint64_t> seed;
+  std::vector<std::string> stop;
+};
+
+CLI::App* add_run_command(CLI::App& app, RunOptions& options);
+int run_command(const RunOptions& options);
+
+}  // namespace cli
+}  // namespace qwen3vl
