@@ -61,6 +61,18 @@ TEST(Cli, GreedyRunMatchesTransformers) {
   EXPECT_EQ(result.output, golden["text"].get<std::string>() + "\n");
 }
 
+TEST(Cli, StopStringEndsTheReplyBeforeIt) {
+  const auto golden = nlohmann::json::parse(
+      testing::read_file(testing::fixtures_dir() + "/goldens/" + kModel + "/index.json"))["cli_greedy"];
+  const std::string full = golden["text"];
+  const size_t cut = full.find(" stint");
+  ASSERT_NE(cut, std::string::npos);
+  const std::string args = "run -m " + model_dir() + " -p '" + golden["prompt"].get<std::string>() +
+                           "' --temp 0 -n 32 --stop ' stint'";
+  EXPECT_EQ(run_cli(args, /*with_stderr=*/false).output, full.substr(0, cut) + "\n");
+  EXPECT_NE(run_cli(args).output.find("finish: stop"), std::string::npos);
+}
+
 TEST(Cli, PrintsTimingLine) {
   const auto result = run_cli("run -m " + model_dir() + " -p hello --temp 0 -n 4");
   EXPECT_EQ(result.exit_code, 0) << result.output;
