@@ -66,7 +66,7 @@ void TextDecoder::mlp_block(int64_t layer, int64_t n, DecoderWorkspace& work) co
 
 void TextDecoder::forward(const float* inputs_embeds, int64_t n, const MropePositions& positions, KVCache& cache,
                           DecoderWorkspace& work, LogitsRows rows, std::vector<float>& logits,
-                          const TensorHook& hook) const {
+                          const TensorHook& hook, const DeepstackInjection* deepstack) const {
   const int64_t hidden = config_.hidden_size;
   if (positions.size() != n) throw_error("decoder: ", n, " tokens but ", positions.size(), " positions");
   if (cache.length() + n > cache.capacity())
@@ -97,6 +97,12 @@ void TextDecoder::forward(const float* inputs_embeds, int64_t n, const MropePosi
     mlp_block(l, n, work);
     ops::add_inplace(work.hidden.data(), work.proj.data(), work.proj.size(), precision_);
     if (hook) hook("layers." + std::to_string(l), work.hidden.data(), n, hidden);
+    if (deepstack && l < static_cast<int64_t>(deepstack->features->size())) {
+      const std::vector<float>& level = (*deepstack->features)[static_cast<size_t>(l)];
+      for (size_t k = 0; k < deepstack->rows.size(); ++k)
+        ops::add_inplace(work.hidden.data() + deepstack->rows[k] * hidden, level.data() + k * hidden,
+                         static_cast<size_t>(hidden), precision_);
+    }
   }
   cache.set_length(cache.length() + n);
 

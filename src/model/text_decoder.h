@@ -20,6 +20,13 @@ using TensorHook = std::function<void(const std::string& name, const float* data
 
 enum class LogitsRows { Last, All };
 
+// DeepStack (Qwen3VLTextModel._deepstack_process): during the prefill that carries images, features of level k
+// are added to the residual stream at the visual token rows after decoder layer k, for k < number of levels.
+struct DeepstackInjection {
+  std::vector<int64_t> rows;                               // visual token rows of this forward, in prompt order
+  const std::vector<std::vector<float>>* features = nullptr;  // per level: [rows.size(), hidden]
+};
+
 // Scratch buffers of one forward pass, reused across calls of a request so decoding does not reallocate.
 struct DecoderWorkspace {
   std::vector<float> hidden, normed, q, k, v, attn, proj, gate, up, cos, sin;
@@ -33,7 +40,7 @@ class TextDecoder {
   // Writes logits [1 or n, vocab] into `logits`.
   void forward(const float* inputs_embeds, int64_t n, const MropePositions& positions, KVCache& cache,
                DecoderWorkspace& work, LogitsRows rows, std::vector<float>& logits,
-               const TensorHook& hook = nullptr) const;
+               const TensorHook& hook = nullptr, const DeepstackInjection* deepstack = nullptr) const;
 
   // Token embeddings [n, hidden] (embed_tokens rows), as HF's embed_tokens(input_ids).
   void embed(const int32_t* ids, int64_t n, float* out) const;
