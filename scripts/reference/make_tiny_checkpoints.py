@@ -14,6 +14,8 @@ Checkpoints (see scripts/reference/README.md):
   tiny-bf16-untied          small vocab, bf16 weights, untied
   tiny-realtok-bf16         real vocab 151936 + real special ids, bf16, tied, tokenizer files
                             (tokenizer.json is a relative symlink into ../shared)
+  tiny-vision-hd24-fp32     text side as tiny-fp32-tied (own seed), fp32, tied, vision tower in the 8B-style
+                            geometry: head_dim 24 (not a power of two), depth 3, deepstack [0, 2], 6x6 pos table
 
 Usage:  /work/venv/bin/python scripts/reference/make_tiny_checkpoints.py [--out DIR] [--no-verify]
 """
@@ -79,6 +81,16 @@ def vision(out_hidden: int) -> dict:
     )
 
 
+def vision_hd24() -> dict:
+    # 8B-style geometry in small: head_dim 48/2 = 24 is not a power of two (8B: 1152/16 = 72), so head_dim/4 = 6
+    # rotary frequencies per axis; 6x6 learned position table; deepstack taps at the first and the last block.
+    return dict(
+        depth=3, hidden_size=48, num_heads=2, intermediate_size=96, out_hidden_size=64,
+        patch_size=16, temporal_patch_size=2, spatial_merge_size=2, in_channels=3,
+        num_position_embeddings=36, deepstack_visual_indexes=[0, 2], hidden_act="gelu_pytorch_tanh",
+    )
+
+
 # Seeds of the bf16 checkpoints were picked (from 3003.. and 4004..) so that no greedy step of
 # dump_text_goldens.py has an exact bf16 top-1/top-2 tie (ties are common with bf16 logits): the greedy golden
 # then does not hinge on argmax tie-breaking. Ties at some prompt positions remain and are recorded.
@@ -104,6 +116,11 @@ CHECKPOINTS = {
         gen=dict(bos_token_id=REAL_BOS, eos_token_id=[REAL_EOS, REAL_BOS], pad_token_id=REAL_BOS,
                  do_sample=True, temperature=0.7, top_k=20, top_p=0.8),
         tokenizer=True,
+    ),
+    "tiny-vision-hd24-fp32": dict(
+        seed=5005, dtype=torch.float32, text=small_text(True), vision=vision_hd24(), ids=SMALL_IDS, tie=True,
+        config_style="5", shard=None,
+        gen=dict(bos_token_id=SMALL_BOS, eos_token_id=[SMALL_EOS, SMALL_BOS], pad_token_id=SMALL_BOS),
     ),
 }
 

@@ -9,14 +9,13 @@
 #include "io/model_config.h"
 #include "model/kv_cache.h"
 #include "model/mrope.h"
+#include "model/tensor_hook.h"
 #include "model/text_weights.h"
 #include "ops/ops.h"
 
 namespace qwen3vl {
 
-// Debug hook: sees named intermediate tensors ("layers.{l}" = output of decoder layer l, "norm" = after the final
-// norm), [rows, cols] floats, so a mismatch against the reference can be traced to its layer.
-using TensorHook = std::function<void(const std::string& name, const float* data, int64_t rows, int64_t cols)>;
+// TensorHook (model/tensor_hook.h) names: "layers.{l}" = output of decoder layer l, "norm" = after the final norm.
 
 enum class LogitsRows { Last, All };
 

@@ -36,9 +36,11 @@ struct WeightVector {
 
 namespace ops {
 
-// y[n, w.rows] = x[n, w.cols] · w^T, result rounded per precision. The one matmul entry point of the engine:
-// quantized formats, LoRA and profiling hook in here.
-void linear(const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision);
+// y[n, w.rows] = x[n, w.cols] · w^T (+ bias[w.rows]), result rounded per precision. The one matmul entry point of
+// the engine: quantized formats, LoRA and profiling hook in here. With a bias the sum is rounded ONCE, as PyTorch's
+// addmm (nn.Linear on 2-D input) adds the bias inside the float accumulator before the bf16 cast.
+void linear(const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision,
+            const WeightVector* bias = nullptr);
 
 // out[i, :] = table[ids[i], :] (rows converted to float; no rounding needed, stored values are exact).
 void embedding(const WeightMatrix& table, const int32_t* ids, int64_t n, float* out);
@@ -47,6 +49,17 @@ void embedding(const WeightMatrix& table, const int32_t* ids, int64_t n, float* 
 // then times the weight (and rounded again) — transformers' Qwen3VLTextRMSNorm.
 void rms_norm(const float* x, int64_t rows, int64_t dim, const WeightVector& weight, float eps, float* out,
               Precision precision);
+
+// nn.LayerNorm over rows of `dim` (vision tower): mean and biased variance of the row in float, rstd = 1/sqrt(var+eps),
+// then out = (x * rstd + (-mean * rstd)) * weight + bias in float (PyTorch's CPU kernel order), rounded once.
+void layer_norm(const float* x, int64_t rows, int64_t dim, const WeightVector& weight, const WeightVector& bias,
+                float eps, float* out, Precision precision);
+
+// "gelu_pytorch_tanh": 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3))) in float, rounded once. In place ok.
+void gelu_tanh(const float* x, size_t count, float* out, Precision precision);
+
+// Exact nn.GELU(): x * 0.5 * (1 + erf(x / sqrt(2))) in float, rounded once. In place ok.
+void gelu_erf(const float* x, size_t count, float* out, Precision precision);
 
 // x += y (residual connections).
 void add_inplace(float* x, const float* y, size_t count, Precision precision);
@@ -70,6 +83,14 @@ struct AttentionShape {
 // Follows transformers' eager_attention_forward: scores = (q·k) * scale, softmax in float, then · v.
 void causal_attention(const float* q, int64_t n, int64_t past, const float* k_cache, const float* v_cache,
                       const AttentionShape& shape, float scale, float* out, Precision precision);
+
+// Non-causal (full) attention inside each segment [cu_seqlens[s], cu_seqlens[s+1]) of n = cu_seqlens[num_segments]
+// rows; rows of different segments never see each other (the vision tower: one segment per image / temporal slice).
+// q, k, v [n, heads, head_dim] (k/v with num_kv_heads); out [n, num_heads*head_dim]. Same numerics as
+// causal_attention (transformers' eager_attention_forward per cu_seqlens chunk).
+void segment_attention(const float* q, const float* k, const float* v, const int64_t* cu_seqlens,
+                       int64_t num_segments, const AttentionShape& shape, float scale, float* out,
+                       Precision precision);
 
 }  // namespace ops
 }  // namespace qwen3vl

@@ -31,14 +31,63 @@ float weight_at(const WeightVector& w, int64_t i) {
   return value;
 }
 
+// exp as PyTorch's vectorized CPU kernels compute it: SLEEF's expf_u10 (Cody-Waite reduction by ln 2, degree-6
+// polynomial, fused multiply-adds), not libm's correctly rounded expf, which differs in the last bit for ~10% of
+// arguments. Used where bit-exactness with torch's float softmax matters (bf16 probabilities).
+float sleef_expf(float d) {
+  const float log2e = 1.442695040888963407359924681001892137f;
+  const float ln2_hi = 0.693145751953125f, ln2_lo = 1.428606765330187045e-06f;
+  if (d < -104.0f) return 0.0f;
+  if (d > 100.0f) return INFINITY;
+  const int q = static_cast<int>(std::nearbyint(d * log2e));
+  float s = std::fma(static_cast<float>(q), -ln2_hi, d);
+  s = std::fma(static_cast<float>(q), -ln2_lo, s);
+  float u = 0.000198527617612853646278381f;
+  u = std::fma(u, s, 0.00139304355252534151077271f);
+  u = std::fma(u, s, 0.00833336077630519866943359f);
+  u = std::fma(u, s, 0.0416664853692054748535156f);
+  u = std::fma(u, s, 0.166666671633720397949219f);
+  u = std::fma(u, s, 0.5f);
+  u = 1.0f + std::fma(s * s, u, s);
+  return u * std::ldexp(1.0f, q >> 1) * std::ldexp(1.0f, q - (q >> 1));
+}
+
+// torch.softmax(x, dim=-1, dtype=float32) of one row as PyTorch's CPU kernel (_vec_softmax_lastdim, AVX512 build:
+// 16 float lanes) computes it: e = exp(x - max); sum = lane-wise accumulation of e over 16 lanes (element j into
+// lane j % 16; rows shorter than 16 are summed in order) folded pairwise (lane i + lane i+8, then +4, +2, +1);
+// result e * (1 / sum). Measured bit-equal to torch's float32 softmax; a plain loop differs in the last bit.
+void softmax_like_torch_cpu(float* row, int64_t count) {
+  float max_value = -INFINITY;
+  for (int64_t j = 0; j < count; ++j) max_value = std::max(max_value, row[j]);
+  for (int64_t j = 0; j < count; ++j) row[j] = sleef_expf(row[j] - max_value);
+  float sum = row[0];
+  if (count < 16) {
+    for (int64_t j = 1; j < count; ++j) sum += row[j];
+  } else {
+    float lanes[16];
+    std::copy(row, row + 16, lanes);
+    for (int64_t j = 16; j < count; ++j) lanes[j % 16] += row[j];
+    for (int width = 8; width >= 1; width /= 2)
+      for (int i = 0; i < width; ++i) lanes[i] += lanes[i + width];
+    sum = lanes[0];
+  }
+  const float inv_sum = 1.0f / sum;
+  for (int64_t j = 0; j < count; ++j) row[j] *= inv_sum;
+}
+
 }  // namespace
 
-void linear(const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision) {
+void linear(const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision,
+            const WeightVector* bias) {
   std::vector<float> row(static_cast<size_t>(w.cols));
   const size_t row_bytes = static_cast<size_t>(w.cols) * dtype_size(w.dtype);
   for (int64_t j = 0; j < w.rows; ++j) {
     convert_to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + j * row_bytes, row.data(), row.size());
-    for (int64_t i = 0; i < n; ++i) y[i * w.rows + j] = round_to(precision, dot(x + i * w.cols, row.data(), w.cols));
+    const float b = bias ? weight_at(*bias, j) : 0.f;
+    for (int64_t i = 0; i < n; ++i) {
+      const float acc = dot(x + i * w.cols, row.data(), w.cols);
+      y[i * w.rows + j] = round_to(precision, bias ? acc + b : acc);
+    }
   }
 }
 
@@ -61,6 +110,46 @@ void rms_norm(const float* x, int64_t rows, int64_t dim, const WeightVector& wei
     for (int64_t d = 0; d < dim; ++d)
       out[r * dim + d] = round_to(precision, scale[d] * round_to(precision, in[d] * inv_rms));
   }
+}
+
+void layer_norm(const float* x, int64_t rows, int64_t dim, const WeightVector& weight, const WeightVector& bias,
+                float eps, float* out, Precision precision) {
+  std::vector<float> gamma(static_cast<size_t>(dim)), beta(static_cast<size_t>(dim));
+  for (int64_t d = 0; d < dim; ++d) {
+    gamma[d] = weight_at(weight, d);
+    beta[d] = weight_at(bias, d);
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* in = x + r * dim;
+    // Row moments in double, rounded to float: as close to PyTorch's float Welford moments as a scalar loop gets.
+    double sum = 0.0;
+    for (int64_t d = 0; d < dim; ++d) sum += in[d];
+    const double mean = sum / static_cast<double>(dim);
+    double m2 = 0.0;
+    for (int64_t d = 0; d < dim; ++d) m2 += (in[d] - mean) * (in[d] - mean);
+    const float mean_f = static_cast<float>(mean);
+    const float var_f = static_cast<float>(m2 / static_cast<double>(dim));
+    const float rstd = 1.0f / std::sqrt(var_f + eps);
+    const float shift = -mean_f * rstd;
+    for (int64_t d = 0; d < dim; ++d)
+      out[r * dim + d] = round_to(precision, (in[d] * rstd + shift) * gamma[d] + beta[d]);
+  }
+}
+
+void gelu_tanh(const float* x, size_t count, float* out, Precision precision) {
+  const float beta = static_cast<float>(M_SQRT2 * M_2_SQRTPI * 0.5);  // sqrt(2/pi), as PyTorch's kBeta
+  const float kappa = 0.044715f;
+  for (size_t i = 0; i < count; ++i) {
+    const float v = x[i];
+    const float inner = beta * (v + kappa * (v * v * v));
+    out[i] = round_to(precision, 0.5f * v * (1.0f + std::tanh(inner)));
+  }
+}
+
+void gelu_erf(const float* x, size_t count, float* out, Precision precision) {
+  const float alpha = static_cast<float>(M_SQRT1_2);
+  for (size_t i = 0; i < count; ++i)
+    out[i] = round_to(precision, x[i] * 0.5f * (1.0f + std::erf(x[i] * alpha)));
 }
 
 void add_inplace(float* x, const float* y, size_t count, Precision precision) {
@@ -124,6 +213,40 @@ void causal_attention(const float* q, int64_t n, int64_t past, const float* k_ca
       }
       float* o = out + (i * shape.num_heads + h) * hd;
       for (int64_t d = 0; d < hd; ++d) o[d] = round_to(precision, acc[d]);
+    }
+  }
+}
+
+void segment_attention(const float* q, const float* k, const float* v, const int64_t* cu_seqlens,
+                       int64_t num_segments, const AttentionShape& shape, float scale, float* out,
+                       Precision precision) {
+  const int64_t group = shape.num_heads / shape.num_kv_heads;
+  const int64_t hd = shape.head_dim;
+  const int64_t q_stride = shape.num_heads * hd;
+  const int64_t kv_stride = shape.num_kv_heads * hd;
+  std::vector<float> scores;
+  std::vector<float> acc(static_cast<size_t>(hd));
+  for (int64_t s = 0; s < num_segments; ++s) {
+    const int64_t begin = cu_seqlens[s], end = cu_seqlens[s + 1];
+    scores.resize(static_cast<size_t>(end - begin));
+    for (int64_t i = begin; i < end; ++i) {
+      for (int64_t h = 0; h < shape.num_heads; ++h) {
+        const float* qh = q + i * q_stride + h * hd;
+        const int64_t kv_head = h / group;
+        for (int64_t j = begin; j < end; ++j) {
+          const float raw = round_to(precision, dot(qh, k + j * kv_stride + kv_head * hd, hd));
+          scores[j - begin] = round_to(precision, raw * scale);
+        }
+        softmax_like_torch_cpu(scores.data(), end - begin);
+        std::fill(acc.begin(), acc.end(), 0.f);
+        for (int64_t j = begin; j < end; ++j) {
+          const float p = round_to(precision, scores[j - begin]);
+          const float* vj = v + j * kv_stride + kv_head * hd;
+          for (int64_t d = 0; d < hd; ++d) acc[d] += p * vj[d];
+        }
+        float* o = out + i * q_stride + h * hd;
+        for (int64_t d = 0; d < hd; ++d) o[d] = round_to(precision, acc[d]);
+      }
     }
   }
 }
