@@ -18,7 +18,8 @@ bool read_text_file(const std::string& path, std::string* text) {
   return true;
 }
 
-// The template text from chat_template.jinja, chat_template.json or tokenizer_config.json (first found).
+}  // namespace
+
 std::string find_chat_template(const std::string& dir) {
   std::string text;
   if (read_text_file(dir + "/chat_template.jinja", &text)) return text;
@@ -31,8 +32,6 @@ std::string find_chat_template(const std::string& dir) {
   }
   return "";
 }
-
-}  // namespace
 
 std::unique_ptr<LoadedModel> load_model(const std::string& dir) {
   auto model = std::make_unique<LoadedModel>();

@@ -25,6 +25,10 @@ struct LoadedModel {
   ChatTemplateKind template_kind = ChatTemplateKind::Instruct;
 };
 
+// The chat template text from DIR/chat_template.jinja, chat_template.json or tokenizer_config.json (first found);
+// empty when there is none.
+std::string find_chat_template(const std::string& dir);
+
 // Loads DIR (config.json, generation_config.json, safetensors, tokenizer.json, chat template).
 // Throws Error naming the file and field or tensor at fault.
 std::unique_ptr<LoadedModel> load_model(const std::string& dir);

@@ -54,9 +54,13 @@ void TextDecoder::attention_block(int64_t layer, int64_t n, KVCache& cache, Deco
   ops::linear(work.attn.data(), n, w.o_proj, work.proj.data(), precision_);  // [n, hidden]
 }
 
-// Qwen3VLTextMLP: down_proj(silu(gate_proj(x)) * up_proj(x)).
-void TextDecoder::mlp_block(int64_t layer, int64_t n, DecoderWorkspace& work) const {
+// Qwen3VLTextMLP: down_proj(silu(gate_proj(x)) * up_proj(x)); MoE layers: the sparse block of model/moe.h.
+void TextDecoder::mlp_block(int64_t layer, int64_t n, DecoderWorkspace& work, const TensorHook& hook) const {
   const TextLayerWeights& w = weights_.layers[layer];
+  if (!w.moe.empty()) {
+    sparse_moe_block(w.moe, config_, layer, work.normed.data(), n, work.proj.data(), work.moe, precision_, hook);
+    return;
+  }
   ops::linear(work.normed.data(), n, w.gate_proj, work.gate.data(), precision_);  // [n, intermediate]
   ops::linear(work.normed.data(), n, w.up_proj, work.up.data(), precision_);      // [n, intermediate]
   ops::silu_mul(work.gate.data(), work.up.data(), static_cast<size_t>(n * config_.intermediate_size),
@@ -94,7 +98,7 @@ void TextDecoder::forward(const float* inputs_embeds, int64_t n, const MropePosi
     attention_block(l, n, cache, work);
     ops::add_inplace(work.hidden.data(), work.proj.data(), work.proj.size(), precision_);
     ops::rms_norm(work.hidden.data(), n, hidden, w.post_attention_layernorm, eps, work.normed.data(), precision_);
-    mlp_block(l, n, work);
+    mlp_block(l, n, work, hook);
     ops::add_inplace(work.hidden.data(), work.proj.data(), work.proj.size(), precision_);
     if (hook) hook("layers." + std::to_string(l), work.hidden.data(), n, hidden);
     if (deepstack && l < static_cast<int64_t>(deepstack->features->size())) {

@@ -8,6 +8,7 @@
 
 #include "io/model_config.h"
 #include "model/kv_cache.h"
+#include "model/moe.h"
 #include "model/mrope.h"
 #include "model/tensor_hook.h"
 #include "model/text_weights.h"
@@ -29,6 +30,7 @@ struct DeepstackInjection {
 // Scratch buffers of one forward pass, reused across calls of a request so decoding does not reallocate.
 struct DecoderWorkspace {
   std::vector<float> hidden, normed, q, k, v, attn, proj, gate, up, cos, sin;
+  MoeWorkspace moe;  // MoE layers: scratch and the expert usage counter (moe.usage)
 };
 
 class TextDecoder {
@@ -49,7 +51,7 @@ class TextDecoder {
 
  private:
   void attention_block(int64_t layer, int64_t n, KVCache& cache, DecoderWorkspace& work) const;
-  void mlp_block(int64_t layer, int64_t n, DecoderWorkspace& work) const;
+  void mlp_block(int64_t layer, int64_t n, DecoderWorkspace& work, const TensorHook& hook) const;
 
   const TextConfig& config_;
   const TextWeights& weights_;

@@ -44,8 +44,6 @@ std::string find_prefix(const TensorStore& store) {
 
 TextWeights bind_text_weights(const TensorStore& store, const ModelConfig& config) {
   const TextConfig& c = config.text_config;
-  if (config.is_moe())
-    throw_error(config.path, ": model_type qwen3_vl_moe (mixture of experts) is not supported yet");
   const Binder bind(store, config);
   TextWeights w;
   w.prefix = find_prefix(store);
@@ -64,6 +62,13 @@ TextWeights bind_text_weights(const TensorStore& store, const ModelConfig& confi
     layer.q_norm = bind.vector(p + "self_attn.q_norm.weight", c.head_dim);
     layer.k_norm = bind.vector(p + "self_attn.k_norm.weight", c.head_dim);
     layer.post_attention_layernorm = bind.vector(p + "post_attention_layernorm.weight", c.hidden_size);
+    // qwen3_vl_moe: every layer is a sparse MoE block in released files; a layer that carries a dense MLP instead
+    // (transformers' mlp_only_layers / decoder_sparse_step) is bound as dense.
+    if (config.is_moe() && !store.contains(p + "mlp.gate_proj.weight")) {
+      layer.moe = bind_moe_layer(store, p, config);
+      w.layers.push_back(layer);
+      continue;
+    }
     layer.gate_proj = bind.matrix(p + "mlp.gate_proj.weight", c.intermediate_size, c.hidden_size);
     layer.up_proj = bind.matrix(p + "mlp.up_proj.weight", c.intermediate_size, c.hidden_size);
     layer.down_proj = bind.matrix(p + "mlp.down_proj.weight", c.hidden_size, c.intermediate_size);

@@ -7,6 +7,7 @@
 
 #include "io/model_config.h"
 #include "io/safetensors.h"
+#include "model/moe.h"
 #include "ops/ops.h"
 
 namespace qwen3vl {
@@ -23,6 +24,8 @@ struct TextLayerWeights {
   WeightMatrix gate_proj;                 // [intermediate, hidden]
   WeightMatrix up_proj;                   // [intermediate, hidden]
   WeightMatrix down_proj;                 // [hidden, intermediate]
+  MoeLayerWeights moe;                    // qwen3_vl_moe: the sparse MoE block in place of gate/up/down_proj
+                                          // (empty in dense layers)
 };
 
 struct TextWeights {

@@ -19,12 +19,17 @@ inline float round_to(Precision precision, float value) {
   return precision == Precision::BF16 ? round_to_bf16(value) : value;
 }
 
-// A 2-D weight as stored by PyTorch nn.Linear / nn.Embedding: [rows = out_features, cols = in_features].
+// How a 2-D weight lies in memory. OutIn: [out_features, in_features], as nn.Linear / nn.Embedding store it.
+// InOut: [in_features, out_features], input-major (y = x · W), as the fused MoE expert tensors are stored on disk.
+enum class WeightLayout { OutIn, InOut };
+
+// A 2-D weight: rows = out_features, cols = in_features whatever the layout; `layout` says how they are stored.
 struct WeightMatrix {
   DType dtype = DType::F32;
   const void* data = nullptr;
   int64_t rows = 0;
   int64_t cols = 0;
+  WeightLayout layout = WeightLayout::OutIn;
 };
 
 // A 1-D weight (norm scales).
@@ -39,6 +44,7 @@ namespace ops {
 // y[n, w.rows] = x[n, w.cols] · w^T (+ bias[w.rows]), result rounded per precision. The one matmul entry point of
 // the engine: quantized formats, LoRA and profiling hook in here. With a bias the sum is rounded ONCE, as PyTorch's
 // addmm (nn.Linear on 2-D input) adds the bias inside the float accumulator before the bf16 cast.
+// Both layouts: an InOut weight is read in place (one pass over its bytes), never transposed or copied.
 void linear(const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision,
             const WeightVector* bias = nullptr);
 

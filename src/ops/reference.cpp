@@ -77,8 +77,31 @@ void softmax_like_torch_cpu(float* row, int64_t count) {
 
 }  // namespace
 
+// An input-major weight W [w.cols = in, w.rows = out]: y[i, :] = sum_k x[i, k] * W[k, :], accumulated in float in y,
+// reading each stored row of W once.
+static void linear_input_major(const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision,
+                        const WeightVector* bias) {
+  std::vector<float> row(static_cast<size_t>(w.rows));
+  const size_t row_bytes = static_cast<size_t>(w.rows) * dtype_size(w.dtype);
+  std::fill(y, y + n * w.rows, 0.f);
+  for (int64_t k = 0; k < w.cols; ++k) {
+    convert_to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + k * row_bytes, row.data(), row.size());
+    for (int64_t i = 0; i < n; ++i) {
+      const float xk = x[i * w.cols + k];
+      float* yi = y + i * w.rows;
+      for (int64_t j = 0; j < w.rows; ++j) yi[j] += xk * row[j];
+    }
+  }
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < w.rows; ++j) {
+      float& out = y[i * w.rows + j];
+      out = round_to(precision, bias ? out + weight_at(*bias, j) : out);
+    }
+}
+
 void linear(const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision,
             const WeightVector* bias) {
+  if (w.layout == WeightLayout::InOut) return linear_input_major(x, n, w, y, precision, bias);
   std::vector<float> row(static_cast<size_t>(w.cols));
   const size_t row_bytes = static_cast<size_t>(w.cols) * dtype_size(w.dtype);
   for (int64_t j = 0; j < w.rows; ++j) {

@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "core/error.h"
+#include "info_command.h"
 #include "run_command.h"
 
 int main(int argc, char** argv) {
@@ -12,6 +13,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "qwen3vl 0.1.0");
   qwen3vl::cli::RunOptions run_options;
   CLI::App* run = qwen3vl::cli::add_run_command(app, run_options);
+  qwen3vl::cli::InfoOptions info_options;
+  CLI::App* info = qwen3vl::cli::add_info_command(app, info_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -19,6 +22,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (run->parsed()) return qwen3vl::cli::run_command(run_options);
+    if (info->parsed()) return qwen3vl::cli::info_command(info_options);
   } catch (const qwen3vl::Error& error) {
     std::fprintf(stderr, "error: %s\n", error.what());
     return 1;

@@ -7,6 +7,7 @@
 #include "engine/generate.h"
 #include "engine/loaded_model.h"
 #include "engine/prompt.h"
+#include "reply_printer.h"
 
 namespace qwen3vl {
 namespace cli {
@@ -29,6 +30,10 @@ CLI::App* add_run_command(CLI::App& app, RunOptions& o) {
   run->add_option("--frequency-penalty", o.frequency_penalty, "Frequency penalty over the output (0 = off)");
   run->add_option("-s,--seed", o.seed, "Random seed (default: random)");
   run->add_option("--stop", o.stop, "Stop string (repeatable); the output ends before it");
+  run->add_option("--reasoning-format", o.reasoning_format,
+                  "Thinking checkpoints: 'separate' prints the reasoning to stderr and the answer to stdout, "
+                  "'none' prints the reply as generated")
+      ->check(CLI::IsMember({"separate", "none"}));
   return run;
 }
 
@@ -70,11 +75,13 @@ int run_command(const RunOptions& o) {
   for (int64_t id : model->generation.eos_token_id) request.stop_token_ids.push_back(static_cast<int32_t>(id));
   request.stop_strings = o.stop;
 
-  const GenerationResult result = generate(*model, request, [](const std::string& text) {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
+  // Thinking template: the prompt ends inside "<think>", so the reply starts with the reasoning.
+  ReplyPrinter printer(model->template_kind == ChatTemplateKind::Thinking && !o.raw && o.reasoning_format != "none");
+  const GenerationResult result = generate(*model, request, [&printer](const std::string& text) {
+    printer.print(text);
     return true;
   });
+  printer.finish();
   std::fputc('\n', stdout);
   std::fflush(stdout);
   const GenerationStats& s = result.stats;

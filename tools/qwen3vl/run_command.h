@@ -26,6 +26,7 @@ struct RunOptions {
   float frequency_penalty = 0.0f;
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
+  std::string reasoning_format = "separate";  // Thinking checkpoints: "separate" (reasoning to stderr) or "none"
 };
 
 CLI::App* add_run_command(CLI::App& app, RunOptions& options);
