@@ -2,7 +2,8 @@
 # Installs the build and runtime dependencies from Debian 12 packages (see docs/dependencies.md for why each).
 # Does nothing when they are all present already.
 set -euo pipefail
-packages=(cmake g++ make pkg-config nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev libgtest-dev)
+packages=(cmake g++ make pkg-config nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev libgtest-dev
+          libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
