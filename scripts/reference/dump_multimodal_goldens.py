@@ -26,15 +26,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from transformers import Qwen2VLImageProcessor, Qwen3VLForConditionalGeneration
+from transformers import Qwen2VLImageProcessor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dump_moe_goldens import load_model  # noqa: E402  (dense or MoE class by model_type)
 from dump_text_goldens import random_ids, special_ids, to_json, write_bin  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = REPO / "tests" / "fixtures" / "models"
 OUT = REPO / "tests" / "fixtures" / "multimodal"
-CHECKPOINTS = ["tiny-fp32-tied", "tiny-vision-hd24-fp32"]
+CHECKPOINTS = ["tiny-fp32-tied", "tiny-vision-hd24-fp32", "tiny-moe-fp32"]
 MAX_NEW_TOKENS = 32
 # Small budget so the fixtures stay tiny: 4 .. 64 merged tokens per image.
 PREPROCESSOR = {
@@ -131,7 +132,7 @@ def main() -> int:
         if out_dir.exists():
             shutil.rmtree(out_dir)
         out_dir.mkdir(parents=True)
-        model = Qwen3VLForConditionalGeneration.from_pretrained(mdir, attn_implementation="eager").eval()
+        model = load_model(mdir)
         names = list(IMAGES)
         cases = [dump_case(model, processor, "one_image", names[1:2], out_dir, 7),
                  dump_case(model, processor, "three_images", names, out_dir, 8)]

@@ -1,10 +1,12 @@
 #include "engine/generate.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "core/error.h"
 #include "core/timer.h"
 #include "engine/stop_strings.h"
+#include "engine/vision_prefill.h"
 
 namespace qwen3vl {
 
@@ -33,24 +35,28 @@ GenerationResult generate(const LoadedModel& model, const GenerationRequest& req
   result.stats.prompt_tokens = n_prompt;
   KVCache cache = decoder.make_cache(capacity);
   DecoderWorkspace work;
-  std::vector<float> embeds(static_cast<size_t>(n_prompt * text_config.hidden_size));
   std::vector<float> logits;
   Sampler sampler(request.sampling);
-  StreamDecoder stream(*model.tokenizer, /*skip_special_tokens=*/true);
+  // Without a tokenizer (checkpoints used for id-level tests) generation produces ids only.
+  std::optional<StreamDecoder> stream;
+  if (model.tokenizer) stream.emplace(*model.tokenizer, /*skip_special_tokens=*/true);
   StopStringFilter stop_filter(request.stop_strings);
   std::vector<int32_t> context = request.prompt_ids;
-  // Text-only prompts: positions 0..n-1 on all three axes and a rope delta of 0 (get_rope_index).
-  const int64_t rope_delta = 0;
 
+  Stopwatch vision_clock;
+  const PrefillInputs prefill = build_prefill(model, request.prompt_ids, request.images, request.image_features);
+  result.stats.vision_seconds = vision_clock.seconds();
+  const DeepstackInjection deepstack = prefill.deepstack();
   Stopwatch prefill_clock;
-  decoder.embed(request.prompt_ids.data(), n_prompt, embeds.data());
-  decoder.forward(embeds.data(), n_prompt, text_positions(0, n_prompt), cache, work, LogitsRows::Last, logits);
+  decoder.forward(prefill.embeds.data(), n_prompt, prefill.rope.positions, cache, work, LogitsRows::Last, logits,
+                  nullptr, &deepstack);
   result.stats.prefill_seconds = prefill_clock.seconds();
 
   auto emit = [&](const std::string& text) {
     result.text += text;
     return text.empty() || !on_text || on_text(text);
   };
+  std::vector<float> embeds(static_cast<size_t>(text_config.hidden_size));
   Stopwatch decode_clock;
   result.finish_reason = "length";
   for (int64_t step = 0; step < request.max_new_tokens; ++step) {
@@ -62,7 +68,7 @@ GenerationResult generate(const LoadedModel& model, const GenerationRequest& req
       result.finish_reason = "stop";
       break;
     }
-    if (!emit(stop_filter.push(stream.push(token)))) {
+    if (stream && !emit(stop_filter.push(stream->push(token)))) {
       result.finish_reason = "cancelled";
       break;
     }
@@ -71,11 +77,12 @@ GenerationResult generate(const LoadedModel& model, const GenerationRequest& req
       break;
     }
     if (step + 1 == request.max_new_tokens) break;
-    const int64_t index = cache.length();
+    // The new token sits at cache index c and gets position c + rope_delta on all three axes.
+    const int64_t position = cache.length() + prefill.rope.rope_delta;
     decoder.embed(&token, 1, embeds.data());
-    decoder.forward(embeds.data(), 1, text_positions(index + rope_delta, 1), cache, work, LogitsRows::Last, logits);
+    decoder.forward(embeds.data(), 1, text_positions(position, 1), cache, work, LogitsRows::Last, logits);
   }
-  if (result.finish_reason != "cancelled") emit(stop_filter.push(stream.flush()) + stop_filter.flush());
+  if (stream && result.finish_reason != "cancelled") emit(stop_filter.push(stream->flush()) + stop_filter.flush());
   result.stats.generated_tokens = static_cast<int64_t>(result.tokens.size());
   result.stats.decode_seconds = decode_clock.seconds();
   return result;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,7 +13,11 @@
 namespace qwen3vl {
 
 struct GenerationRequest {
-  std::vector<int32_t> prompt_ids;
+  std::vector<int32_t> prompt_ids;          // with each <|image_pad|> already expanded to its merged tokens
+  std::vector<ProcessedImage> images;       // in the order of their placeholder groups
+  // Optional, empty or one per image: that image's vision-tower output computed earlier (encode_images in
+  // engine/vision_prefill.h, e.g. kept in a cache keyed by image content); null entries are encoded here.
+  std::vector<std::shared_ptr<const VisionOutput>> image_features;
   int64_t max_new_tokens = 256;
   SamplingParams sampling;
   std::vector<int32_t> stop_token_ids;     // generation ends after one of these; it is not part of the text
@@ -22,7 +27,8 @@ struct GenerationRequest {
 struct GenerationStats {
   int64_t prompt_tokens = 0;
   int64_t generated_tokens = 0;
-  double prefill_seconds = 0.0;
+  double vision_seconds = 0.0;   // image preprocessing is the caller's; this is the vision tower and the scatter
+  double prefill_seconds = 0.0;  // the decoder over the prompt (vision excluded)
   double decode_seconds = 0.0;
 };
 

@@ -33,23 +33,28 @@ std::string find_chat_template(const std::string& dir) {
   return "";
 }
 
-std::unique_ptr<LoadedModel> load_model(const std::string& dir) {
+std::unique_ptr<LoadedModel> load_model(const std::string& dir, const LoadOptions& options) {
   auto model = std::make_unique<LoadedModel>();
   model->dir = dir;
   model->config = load_model_config(dir + "/config.json");
   model->generation = load_generation_config(dir + "/generation_config.json");
   if (model->generation.eos_token_id.empty()) model->generation.eos_token_id = model->config.eos_token_id;
 
+  model->image_processor = load_image_processor_config(dir + "/preprocessor_config.json");
+
   const std::string tokenizer_path = dir + "/tokenizer.json";
-  if (!std::ifstream(tokenizer_path).good())
+  const bool has_tokenizer = std::ifstream(tokenizer_path).good();
+  if (!has_tokenizer && options.require_tokenizer)
     throw_error(tokenizer_path, ": missing (the tokenizer files are part of a checkpoint)");
-  model->tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_file(tokenizer_path));
+  if (has_tokenizer) model->tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_file(tokenizer_path));
   const std::string template_text = find_chat_template(dir);
   if (!template_text.empty()) model->template_kind = detect_chat_template_kind(template_text);
 
   model->tensors = TensorStore::open_dir(dir);
   model->text_weights = bind_text_weights(model->tensors, model->config);
   model->decoder = std::make_unique<TextDecoder>(model->config, model->text_weights);
+  model->vision_weights = bind_vision_weights(model->tensors, model->config);
+  model->vision = std::make_unique<VisionEncoder>(model->config, model->vision_weights);
   return model;
 }
 

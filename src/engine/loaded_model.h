@@ -9,8 +9,11 @@
 #include "io/safetensors.h"
 #include "model/text_decoder.h"
 #include "model/text_weights.h"
+#include "model/vision_encoder.h"
+#include "model/vision_weights.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
+#include "vision/image_processor.h"
 
 namespace qwen3vl {
 
@@ -21,7 +24,10 @@ struct LoadedModel {
   TensorStore tensors;
   TextWeights text_weights;
   std::unique_ptr<TextDecoder> decoder;
-  std::unique_ptr<Tokenizer> tokenizer;
+  VisionWeights vision_weights;
+  std::unique_ptr<VisionEncoder> vision;
+  ImageProcessorConfig image_processor;     // preprocessor_config.json (defaults when absent)
+  std::unique_ptr<Tokenizer> tokenizer;     // null only when loaded with require_tokenizer = false
   ChatTemplateKind template_kind = ChatTemplateKind::Instruct;
 };
 
@@ -29,8 +35,12 @@ struct LoadedModel {
 // empty when there is none.
 std::string find_chat_template(const std::string& dir);
 
-// Loads DIR (config.json, generation_config.json, safetensors, tokenizer.json, chat template).
-// Throws Error naming the file and field or tensor at fault.
-std::unique_ptr<LoadedModel> load_model(const std::string& dir);
+struct LoadOptions {
+  bool require_tokenizer = true;  // false: a checkpoint without tokenizer files loads for id-level work (tests)
+};
+
+// Loads DIR (config.json, generation_config.json, preprocessor_config.json, safetensors, tokenizer.json, chat
+// template). Throws Error naming the file and field or tensor at fault.
+std::unique_ptr<LoadedModel> load_model(const std::string& dir, const LoadOptions& options = {});
 
 }  // namespace qwen3vl

@@ -8,8 +8,14 @@
 
 namespace qwen3vl {
 
-// A one-turn conversation: optional system message (no default one, as Qwen3-VL's template) and a user text.
-std::vector<ChatMessage> single_turn(const std::string& system, const std::string& user);
+// A one-turn conversation: optional system message (no default one, as Qwen3-VL's template) and a user turn of
+// `image_count` images followed by the text.
+std::vector<ChatMessage> single_turn(const std::string& system, const std::string& user, size_t image_count = 0);
+
+// Replaces each <|image_pad|> of the rendered template, in order, by as many copies as its image has merged
+// tokens, as Qwen3VLProcessor does before tokenizing. Throws Error when the counts differ.
+std::string expand_image_placeholders(const std::string& text, const std::vector<ProcessedImage>& images,
+                                      int64_t merge_size);
 
 // The chat template text for `messages` with the generation prompt appended.
 std::string render_chat(const LoadedModel& model, const std::vector<ChatMessage>& messages);

@@ -65,7 +65,7 @@ TEST(InfoCli, DescribesAMoeCheckpoint) {
   EXPECT_EQ(memory["expert_bytes_read_per_token"], f.expert_params * 4 / 4);
   EXPECT_EQ(memory["kv_cache_bytes_per_1k_tokens"], 3 * 2 * 2 * 32 * 1024 * 4);  // layers * (k, v) * kv * hd * f32
   EXPECT_EQ(memory["context_tokens"], 4096);
-  EXPECT_EQ(memory["image_tokens"], 16384);
+  EXPECT_EQ(memory["image_tokens"], 64);  // its preprocessor_config.json allows 65536 pixels = 64 merged tokens
   EXPECT_EQ(memory["total_bytes"].get<int64_t>(),
             f.bytes + memory["kv_cache_bytes"].get<int64_t>() + memory["decoder_scratch_bytes"].get<int64_t>() +
                 memory["vision_activation_bytes"].get<int64_t>());

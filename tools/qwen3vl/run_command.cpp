@@ -34,6 +34,7 @@ CLI::App* add_run_command(CLI::App& app, RunOptions& o) {
                   "Thinking checkpoints: 'separate' prints the reasoning to stderr and the answer to stdout, "
                   "'none' prints the reply as generated")
       ->check(CLI::IsMember({"separate", "none"}));
+  add_image_options(run, o.images);
   return run;
 }
 
@@ -62,8 +63,12 @@ int run_command(const RunOptions& o) {
   const auto model = load_model(o.model_dir);
   const double load_seconds = load_clock.seconds();
 
-  const std::string prompt_text = o.raw ? o.prompt : render_chat(*model, single_turn(o.system, o.prompt));
   GenerationRequest request;
+  request.images = load_images(o.images, *model);
+  const std::string chat_text =
+      o.raw ? o.prompt : render_chat(*model, single_turn(o.system, o.prompt, request.images.size()));
+  const std::string prompt_text =
+      expand_image_placeholders(chat_text, request.images, model->config.vision_config.spatial_merge_size);
   request.prompt_ids = encode_text(*model, prompt_text);
   if (o.verbose_prompt) {
     std::fprintf(stderr, "prompt text:\n%s\nprompt ids:", prompt_text.c_str());
@@ -83,8 +88,10 @@ int run_command(const RunOptions& o) {
   });
   printer.finish();
   std::fputc('\n', stdout);
+  if (o.images.grounding) print_grounding(result.text, request.images);
   std::fflush(stdout);
   const GenerationStats& s = result.stats;
+  if (!request.images.empty()) std::fprintf(stderr, "vision %.2f s | ", s.vision_seconds);
   std::fprintf(stderr,
                "load %.2f s | prompt %lld tokens, %.1f tok/s | generated %lld tokens, %.1f tok/s | finish: %s\n",
                load_seconds, static_cast<long long>(s.prompt_tokens),

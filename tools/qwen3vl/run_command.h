@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "image_options.h"
+
 namespace qwen3vl {
 namespace cli {
 
@@ -26,6 +28,7 @@ struct RunOptions {
   float frequency_penalty = 0.0f;
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
+  ImageOptions images;
   std::string reasoning_format = "separate";  // Thinking checkpoints: "separate" (reasoning to stderr) or "none"
 };
 

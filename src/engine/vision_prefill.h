@@ -1,0 +1,39 @@
+// Prefill inputs of a prompt with images: token embeddings with the vision tower's output scattered into the
+// <|image_pad|> rows (Qwen3VLModel.forward's masked_scatter), the DeepStack features of those rows, and the 3-D
+// positions with the rope delta for decoding (get_rope_index).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "engine/loaded_model.h"
+#include "model/rope_index.h"
+#include "model/text_decoder.h"
+#include "vision/image_processor.h"
+
+namespace qwen3vl {
+
+struct PrefillInputs {
+  std::vector<float> embeds;                           // [n, hidden]
+  RopeIndex rope;                                      // positions of the n tokens, rope delta
+  std::vector<int64_t> visual_rows;                    // rows of <|image_pad|> tokens, in order
+  std::vector<std::vector<float>> deepstack_features;  // per level: [visual_rows.size(), hidden]
+
+  DeepstackInjection deepstack() const { return DeepstackInjection{visual_rows, &deepstack_features}; }
+};
+
+// The vision tower's output for each image on its own: embeds [merged tokens of the image, hidden] and each DeepStack
+// level likewise. All images go through one tower call (each its own attention segment), then the rows are split,
+// so the result equals what build_prefill scatters. Callers may keep an entry (e.g. in a cache keyed by image
+// content and pixel budget) and pass it back to build_prefill as precomputed features.
+std::vector<std::shared_ptr<const VisionOutput>> encode_images(const LoadedModel& model,
+                                                               const std::vector<ProcessedImage>& images);
+
+// `images` in the order of their placeholder groups in `input_ids`. Throws Error when the counts disagree.
+// `precomputed`: empty, or one entry per image; a non-null entry is that image's encode_images output and is used
+// instead of running the tower (the image's grid must still be set; its pixel_values may be empty).
+PrefillInputs build_prefill(const LoadedModel& model, const std::vector<int32_t>& input_ids,
+                            const std::vector<ProcessedImage>& images,
+                            const std::vector<std::shared_ptr<const VisionOutput>>& precomputed = {});
+
+}  // namespace qwen3vl
