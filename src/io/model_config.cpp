@@ -150,6 +150,10 @@ VisionConfig read_vision_config(const std::string& file, const json& vision) {
   config.num_position_embeddings = reader.positive("num_position_embeddings");
   config.deepstack_visual_indexes = reader.integer_list_or_empty("deepstack_visual_indexes");
   config.hidden_act = reader.string_or("hidden_act", "gelu_pytorch_tanh");
+  if (reader.has("rope_parameters")) {
+    FieldReader rope(file, reader.object("rope_parameters"), "vision_config.rope_parameters");
+    config.rope_theta = rope.number_or("rope_theta", config.rope_theta);
+  }
   return config;
 }
 

@@ -42,6 +42,7 @@ struct VisionConfig {
   int64_t num_position_embeddings = 0;
   std::vector<int64_t> deepstack_visual_indexes;
   std::string hidden_act;
+  double rope_theta = 10000.0;  // 2-D rotary base: rope_parameters.rope_theta in transformers 5 configs
 };
 
 struct ModelConfig {

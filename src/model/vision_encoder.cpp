@@ -15,7 +15,7 @@ constexpr float kLayerNormEps = 1e-6f;  // every nn.LayerNorm of the tower and i
 VisionEncoder::VisionEncoder(const ModelConfig& config, const VisionWeights& weights)
     : config_(config.vision_config),
       weights_(weights),
-      rotary_(config.vision_config.hidden_size / config.vision_config.num_heads),
+      rotary_(config.vision_config.hidden_size / config.vision_config.num_heads, config.vision_config.rope_theta),
       head_dim_(config.vision_config.hidden_size / config.vision_config.num_heads),
       side_(static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(weights.pos_embed.rows))))),
       // bf16 checkpoints run as transformers runs them by default (dtype "auto": bf16 activations); f16 and f32

@@ -153,6 +153,7 @@ TEST(Config, ReadsTheQwen3VLFields) {
   EXPECT_EQ(config.image_token_id, 7);
   EXPECT_EQ(config.eos_token_id, (std::vector<int64_t>{3}));
   EXPECT_EQ(config.vision_config.deepstack_visual_indexes, (std::vector<int64_t>{0}));
+  EXPECT_EQ(config.vision_config.rope_theta, 10000.0);  // no rope_parameters: the value 4.57 hard-coded
 }
 
 TEST(Config, ReadsTransformers5RopeParameters) {
@@ -166,6 +167,16 @@ TEST(Config, ReadsTransformers5RopeParameters) {
   const ModelConfig config = load_model_config(dir.file("config.json"));
   EXPECT_EQ(config.text_config.rope_theta, 1000.0);
   EXPECT_EQ(config.text_config.mrope_section, (std::vector<int64_t>{2, 1, 1}));
+}
+
+TEST(Config, ReadsTheVisionRotaryBase) {
+  TempDir dir;
+  std::string text = kConfig;
+  const std::string vision = R"("num_position_embeddings": 16,)";
+  text.replace(text.find(vision), vision.size(),
+               vision + R"( "rope_parameters": {"rope_theta": 20000.0, "rope_type": "axial"},)");
+  write_file(dir.file("config.json"), text);
+  EXPECT_EQ(load_model_config(dir.file("config.json")).vision_config.rope_theta, 20000.0);
 }
 
 TEST(Config, UnknownModelTypeIsAnError) {
