@@ -20,15 +20,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "engine/sampler.h"
-#include "io/model_config.h"
-#include "io/safetensors.h"
 #include "model/text_decoder.h"
-#include "model/text_weights.h"
+#include "golden_util.h"
 #include "test_util.h"
 
 namespace qwen3vl {
@@ -36,34 +33,9 @@ namespace {
 
 using nlohmann::json;
 
-struct Checkpoint {
-  ModelConfig config;
-  TensorStore store;
-  TextWeights weights;
-  std::unique_ptr<TextDecoder> decoder;
-  json index;
-  std::string golden_dir;
-};
-
-std::unique_ptr<Checkpoint> open_checkpoint(const std::string& name) {
-  auto c = std::make_unique<Checkpoint>();
-  const std::string dir = testing::model_fixture(name);
-  c->config = load_model_config(dir + "/config.json");
-  c->store = TensorStore::open_dir(dir);
-  c->weights = bind_text_weights(c->store, c->config);
-  c->decoder = std::make_unique<TextDecoder>(c->config, c->weights);
-  c->golden_dir = testing::fixtures_dir() + "/goldens/" + name;
-  std::ifstream in(c->golden_dir + "/index.json");
-  c->index = json::parse(in);
-  return c;
-}
-
-float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  float worst = 0.f;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
-  return worst;
-}
+using testing::max_abs_diff;
+using testing::positions_of;
+using Checkpoint = testing::TextCheckpoint;
 
 // The spacing of bf16 values at the largest magnitude in `values`: one rounding flip anywhere in a bf16 forward
 // moves an element by at most about this much.
@@ -71,14 +43,6 @@ float bf16_ulp_of_max(const std::vector<float>& values) {
   float magnitude = 0.f;
   for (float v : values) magnitude = std::max(magnitude, std::fabs(v));
   return magnitude == 0.f ? 0.f : std::ldexp(1.0f, std::ilogb(magnitude) - 7);
-}
-
-MropePositions positions_of(const json& rows) {
-  MropePositions p;
-  p.t = rows[0].get<std::vector<int64_t>>();
-  p.h = rows[1].get<std::vector<int64_t>>();
-  p.w = rows[2].get<std::vector<int64_t>>();
-  return p;
 }
 
 // fp32: absolute bounds. bf16 (bf16_ulps > 0): router weights, hidden states and logits within that many bf16 ulps
@@ -110,7 +74,7 @@ void check_cases(const Checkpoint& c, const Tolerance& tol) {
     c.decoder->embed(ids.data(), n, embeds.data());
     c.decoder->forward(embeds.data(), n, positions_of(test_case["position_ids"]), cache, work, LogitsRows::All,
                        logits, hook);
-    auto golden = [&](const json& file) { return testing::read_f32(c.golden_dir + "/" + file.get<std::string>()); };
+    auto golden = [&](const json& file) { return c.golden(file.get<std::string>()); };
     auto report = [&](const std::string& what, float diff) {
       std::printf("  %s %s %s: max |diff| %.3g\n", ckpt.c_str(), name.c_str(), what.c_str(), diff);
       return diff;
@@ -172,7 +136,7 @@ void check_greedy(const Checkpoint& c) {
 }
 
 TEST(MoeGolden, Fp32ReleasedLayoutMatchesTransformers) {
-  const auto c = open_checkpoint("tiny-moe-fp32");
+  const auto c = testing::open_text_checkpoint("tiny-moe-fp32");
   EXPECT_EQ(c->decoder->precision(), Precision::F32);
   EXPECT_EQ(c->weights.layers[0].moe.gate_up_proj[0].layout, WeightLayout::InOut);
   EXPECT_EQ(c->index["num_experts"], 8);
@@ -182,7 +146,7 @@ TEST(MoeGolden, Fp32ReleasedLayoutMatchesTransformers) {
 }
 
 TEST(MoeGolden, Bf16Transformers5LayoutMatchesTransformersBf16) {
-  const auto c = open_checkpoint("tiny-moe-bf16");
+  const auto c = testing::open_text_checkpoint("tiny-moe-bf16");
   EXPECT_EQ(c->decoder->precision(), Precision::BF16);
   EXPECT_EQ(c->weights.layers[0].moe.gate_up_proj[0].layout, WeightLayout::OutIn);
   EXPECT_EQ(c->index["num_experts_per_tok"], 3);

@@ -15,6 +15,7 @@
 #include "engine/generate.h"
 #include "engine/loaded_model.h"
 #include "engine/vision_prefill.h"
+#include "golden_util.h"
 #include "test_util.h"
 #include "vision/image_decode.h"
 #include "vision/image_processor.h"
@@ -28,12 +29,7 @@ std::string multimodal_dir() { return testing::fixtures_dir() + "/multimodal"; }
 
 std::vector<float> golden(const json& entry) { return testing::read_f32(multimodal_dir() + "/" + entry["file"].get<std::string>()); }
 
-float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  float worst = 0.f;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
-  return worst;
-}
+using testing::max_abs_diff;
 
 void expect_close(const std::string& what, const std::vector<float>& ours, const std::vector<float>& theirs,
                   float tolerance) {

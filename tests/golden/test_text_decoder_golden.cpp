@@ -12,59 +12,23 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "engine/sampler.h"
-#include "io/model_config.h"
-#include "io/safetensors.h"
 #include "model/text_decoder.h"
-#include "model/text_weights.h"
+#include "golden_util.h"
 #include "test_util.h"
 
 namespace qwen3vl {
 namespace {
 
 using nlohmann::json;
-
-struct Checkpoint {
-  ModelConfig config;
-  TensorStore store;
-  TextWeights weights;
-  std::unique_ptr<TextDecoder> decoder;
-  json index;
-  std::string golden_dir;
-};
-
-std::unique_ptr<Checkpoint> open_checkpoint(const std::string& name) {
-  auto c = std::make_unique<Checkpoint>();
-  const std::string dir = testing::model_fixture(name);
-  c->config = load_model_config(dir + "/config.json");
-  c->store = TensorStore::open_dir(dir);
-  c->weights = bind_text_weights(c->store, c->config);
-  c->decoder = std::make_unique<TextDecoder>(c->config, c->weights);
-  c->golden_dir = testing::fixtures_dir() + "/goldens/" + name;
-  std::ifstream in(c->golden_dir + "/index.json");
-  c->index = json::parse(in);
-  return c;
-}
-
-float max_abs_diff(const float* a, const std::vector<float>& b) {
-  float worst = 0.f;
-  for (size_t i = 0; i < b.size(); ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
-  return worst;
-}
+using testing::max_abs_diff;
+using testing::positions_of;
+using Checkpoint = testing::TextCheckpoint;
 
 int32_t argmax_row(const float* row, int64_t size) {
   return static_cast<int32_t>(std::max_element(row, row + size) - row);
-}
-
-MropePositions positions_of(const json& rows) {
-  MropePositions p;
-  p.t = rows[0].get<std::vector<int64_t>>();
-  p.h = rows[1].get<std::vector<int64_t>>();
-  p.w = rows[2].get<std::vector<int64_t>>();
-  return p;
 }
 
 struct Tolerance {
@@ -93,19 +57,19 @@ void check_prefill_cases(const Checkpoint& c, const Tolerance& tol) {
 
     const auto& layer_files = test_case["layer_outputs"];
     for (size_t l = 0; l < layer_files.size(); ++l) {
-      const auto expected = testing::read_f32(c.golden_dir + "/" + layer_files[l].get<std::string>());
-      const float diff = max_abs_diff(captured["layers." + std::to_string(l)].data(), expected);
+      const auto expected = c.golden(layer_files[l].get<std::string>());
+      const float diff = max_abs_diff(captured["layers." + std::to_string(l)], expected);
       std::printf("  %s %s layer %zu: max |diff| %.3g\n", c.index["checkpoint"].get<std::string>().c_str(),
                   name.c_str(), l, diff);
       EXPECT_LE(diff, tol.hidden) << "layer " << l;
     }
-    const auto norm = testing::read_f32(c.golden_dir + "/" + test_case["final_norm"].get<std::string>());
-    EXPECT_LE(max_abs_diff(captured["norm"].data(), norm), tol.hidden) << "final norm";
+    const auto norm = c.golden(test_case["final_norm"].get<std::string>());
+    EXPECT_LE(max_abs_diff(captured["norm"], norm), tol.hidden) << "final norm";
 
-    const auto expected_logits = testing::read_f32(c.golden_dir + "/" + test_case["logits"].get<std::string>());
+    const auto expected_logits = c.golden(test_case["logits"].get<std::string>());
     const bool all_rows = test_case["logits_rows"] == "all";
     const float* ours = all_rows ? logits.data() : logits.data() + (n - 1) * vocab;
-    const float logit_diff = max_abs_diff(ours, expected_logits);
+    const float logit_diff = max_abs_diff(ours, expected_logits.data(), expected_logits.size());
     std::printf("  %s %s logits: max |diff| %.3g\n", c.index["checkpoint"].get<std::string>().c_str(),
                 name.c_str(), logit_diff);
     EXPECT_LE(logit_diff, tol.logits);
@@ -145,27 +109,27 @@ void check_greedy(const Checkpoint& c) {
 }
 
 TEST(TextDecoderGolden, Fp32TiedMatchesTransformers) {
-  const auto c = open_checkpoint("tiny-fp32-tied");
+  const auto c = testing::open_text_checkpoint("tiny-fp32-tied");
   EXPECT_TRUE(c->weights.lm_head_tied);
   check_prefill_cases(*c, {5e-5f, 5e-5f});
   check_greedy(*c);
 }
 
 TEST(TextDecoderGolden, Fp32UntiedShardedMatchesTransformers) {
-  const auto c = open_checkpoint("tiny-fp32-untied-sharded");
+  const auto c = testing::open_text_checkpoint("tiny-fp32-untied-sharded");
   EXPECT_FALSE(c->weights.lm_head_tied);
   check_prefill_cases(*c, {5e-5f, 5e-5f});
   check_greedy(*c);
 }
 
 TEST(TextDecoderGolden, Bf16UntiedMatchesTransformersBf16) {
-  const auto c = open_checkpoint("tiny-bf16-untied");
+  const auto c = testing::open_text_checkpoint("tiny-bf16-untied");
   EXPECT_EQ(c->decoder->precision(), Precision::BF16);
   check_prefill_cases(*c, {1e-2f, 4e-3f});
 }
 
 TEST(TextDecoderGolden, Bf16RealVocabularyMatchesTransformersBf16) {
-  const auto c = open_checkpoint("tiny-realtok-bf16");
+  const auto c = testing::open_text_checkpoint("tiny-realtok-bf16");
   check_prefill_cases(*c, {1e-2f, 4e-3f});
 }
 

@@ -21,6 +21,7 @@
 #include "model/vision_encoder.h"
 #include "model/vision_positions.h"
 #include "model/vision_weights.h"
+#include "golden_util.h"
 #include "test_util.h"
 
 namespace qwen3vl {
@@ -28,25 +29,16 @@ namespace {
 
 using nlohmann::json;
 
-struct Checkpoint {
-  ModelConfig config;
-  TensorStore store;
+struct Checkpoint : testing::GoldenCheckpoint {
   VisionWeights weights;
   std::unique_ptr<VisionEncoder> encoder;
-  json index;
-  std::string golden_dir;
 };
 
 std::unique_ptr<Checkpoint> open_checkpoint(const std::string& name) {
   auto c = std::make_unique<Checkpoint>();
-  const std::string dir = testing::model_fixture(name);
-  c->config = load_model_config(dir + "/config.json");
-  c->store = TensorStore::open_dir(dir);
+  testing::open_golden_checkpoint(name, "goldens/vision/" + name, c.get());
   c->weights = bind_vision_weights(c->store, c->config);
   c->encoder = std::make_unique<VisionEncoder>(c->config, c->weights);
-  c->golden_dir = testing::fixtures_dir() + "/goldens/vision/" + name;
-  std::ifstream in(c->golden_dir + "/index.json");
-  c->index = json::parse(in);
   return c;
 }
 
@@ -130,7 +122,7 @@ void check_checkpoint(const std::string& name, const Tolerance& tol) {
     const VisionOutput out = c->encoder->forward(pixels.data(), grids, hook);
     const json& files = test_case["files"];
     const auto golden = [&](const std::string& key) {
-      return testing::read_f32(c->golden_dir + "/" + files[key].get<std::string>());
+      return c->golden(files[key].get<std::string>());
     };
 
     // Interpolation taps: integer indices and float32 weights, expected bit-equal.
