@@ -44,7 +44,8 @@ GenerationResult generate(const LoadedModel& model, const GenerationRequest& req
   std::vector<int32_t> context = request.prompt_ids;
 
   Stopwatch vision_clock;
-  const PrefillInputs prefill = build_prefill(model, request.prompt_ids, request.images, request.image_features);
+  const PrefillInputs prefill = build_prefill(model, request.prompt_ids, request.images, request.image_features,
+                                              request.videos);
   result.stats.vision_seconds = vision_clock.seconds();
   const DeepstackInjection deepstack = prefill.deepstack();
   Stopwatch prefill_clock;

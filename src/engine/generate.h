@@ -9,6 +9,7 @@
 
 #include "engine/loaded_model.h"
 #include "engine/sampler.h"
+#include "vision/video_processor.h"
 
 namespace qwen3vl {
 
@@ -18,6 +19,9 @@ struct GenerationRequest {
   // Optional, empty or one per image: that image's vision-tower output computed earlier (encode_images in
   // engine/vision_prefill.h, e.g. kept in a cache keyed by image content); null entries are encoded here.
   std::vector<std::shared_ptr<const VisionOutput>> image_features;
+  // Videos in the order of their placeholder groups (each expanded with its `<t.t seconds>` stamps, see
+  // engine/video_prompt.h); encoded by their own vision-tower call.
+  std::vector<ProcessedVideo> videos;
   int64_t max_new_tokens = 256;
   SamplingParams sampling;
   std::vector<int32_t> stop_token_ids;     // generation ends after one of these; it is not part of the text

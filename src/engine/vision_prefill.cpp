@@ -42,20 +42,63 @@ std::vector<std::shared_ptr<const VisionOutput>> encode_images(const LoadedModel
   return out;
 }
 
+std::vector<std::shared_ptr<const VisionOutput>> encode_videos(const LoadedModel& model,
+                                                               const std::vector<ProcessedVideo>& videos) {
+  std::vector<std::shared_ptr<const VisionOutput>> out;
+  if (videos.empty()) return out;
+  if (!model.vision) throw_error(model.dir, ": the checkpoint has no vision tower, but the prompt has videos");
+  // All videos in one tower call (each frame pair its own attention segment), as Qwen3VLModel.get_video_features.
+  std::vector<GridTHW> grids;
+  const int64_t row_width = model.vision->patch_dim();
+  int64_t total_patches = 0;
+  for (const ProcessedVideo& video : videos) {
+    if (video.grid.patches() <= 0 || static_cast<int64_t>(video.pixel_values.size()) != video.grid.patches() * row_width)
+      throw_error(video.source, ": video pixel_values do not match its grid");
+    grids.push_back(video.grid);
+    total_patches += video.grid.patches();
+  }
+  std::vector<float> joined;
+  const float* pixels = videos.front().pixel_values.data();
+  if (videos.size() > 1) {  // one video (the common case) is passed without a copy
+    joined.reserve(static_cast<size_t>(total_patches * row_width));
+    for (const ProcessedVideo& video : videos) joined.insert(joined.end(), video.pixel_values.begin(), video.pixel_values.end());
+    pixels = joined.data();
+  }
+  const VisionOutput vision = model.vision->forward(pixels, grids);
+  const int64_t merge = model.config.vision_config.spatial_merge_size;
+  int64_t total_rows = 0;
+  for (const GridTHW& grid : grids) total_rows += grid.merged_tokens(merge);
+  const int64_t width = static_cast<int64_t>(vision.embeds.size()) / total_rows;
+  int64_t row = 0;
+  for (const GridTHW& grid : grids) {
+    const int64_t rows = grid.merged_tokens(merge);
+    auto piece = std::make_shared<VisionOutput>();
+    piece->embeds.assign(vision.embeds.begin() + row * width, vision.embeds.begin() + (row + rows) * width);
+    for (const std::vector<float>& level : vision.deepstack)
+      piece->deepstack.emplace_back(level.begin() + row * width, level.begin() + (row + rows) * width);
+    out.push_back(std::move(piece));
+    row += rows;
+  }
+  return out;
+}
+
 PrefillInputs build_prefill(const LoadedModel& model, const std::vector<int32_t>& input_ids,
                             const std::vector<ProcessedImage>& images,
-                            const std::vector<std::shared_ptr<const VisionOutput>>& precomputed) {
+                            const std::vector<std::shared_ptr<const VisionOutput>>& precomputed,
+                            const std::vector<ProcessedVideo>& videos) {
   const int64_t hidden = model.config.text_config.hidden_size;
   const int64_t n = static_cast<int64_t>(input_ids.size());
   PrefillInputs prefill;
   prefill.embeds.resize(static_cast<size_t>(n * hidden));
   model.decoder->embed(input_ids.data(), n, prefill.embeds.data());
 
-  std::vector<GridTHW> grids;
+  std::vector<GridTHW> grids, video_grids;
   for (const ProcessedImage& image : images) grids.push_back(image.grid);
-  prefill.rope = get_rope_index(input_ids, model.config, grids);
-  if (images.empty()) return prefill;
-  if (!model.vision) throw_error(model.dir, ": the checkpoint has no vision tower, but the prompt has images");
+  for (const ProcessedVideo& video : videos) video_grids.push_back(video.grid);
+  prefill.rope = get_rope_index(input_ids, model.config, grids, video_grids);
+  if (images.empty() && videos.empty()) return prefill;
+  if (!model.vision)
+    throw_error(model.dir, ": the checkpoint has no vision tower, but the prompt has ", images.empty() ? "videos" : "images");
   if (!precomputed.empty() && precomputed.size() != images.size())
     throw_error(precomputed.size(), " precomputed vision outputs for ", images.size(), " images");
 
@@ -73,37 +116,68 @@ PrefillInputs build_prefill(const LoadedModel& model, const std::vector<int32_t>
   }
   std::vector<std::shared_ptr<const VisionOutput>> encoded = encode_images(model, to_encode);
   for (size_t k = 0; k < encoded.size(); ++k) features[encode_index[k]] = std::move(encoded[k]);
+  // Videos: a tower call of their own, as Qwen3VLModel.get_video_features.
+  const std::vector<std::shared_ptr<const VisionOutput>> video_features = encode_videos(model, videos);
 
-  for (int64_t row = 0; row < n; ++row)
-    if (input_ids[row] == model.config.image_token_id) prefill.visual_rows.push_back(row);
-  const int64_t n_visual = static_cast<int64_t>(prefill.visual_rows.size());
-  const int64_t merge = model.config.vision_config.spatial_merge_size;
-  int64_t n_features = 0;
-  for (size_t i = 0; i < features.size(); ++i) {
-    const int64_t rows = static_cast<int64_t>(features[i]->embeds.size()) / hidden;
-    if (rows * hidden != static_cast<int64_t>(features[i]->embeds.size()) || rows != images[i].grid.merged_tokens(merge))
-      throw_error("image ", i, ": its vision features do not match its grid");
-    n_features += rows;
+  std::vector<int64_t> image_rows, video_rows;
+  for (int64_t row = 0; row < n; ++row) {
+    if (input_ids[row] == model.config.image_token_id) image_rows.push_back(row);
+    if (input_ids[row] == model.config.video_token_id) video_rows.push_back(row);
+    if (input_ids[row] == model.config.image_token_id || input_ids[row] == model.config.video_token_id)
+      prefill.visual_rows.push_back(row);
   }
-  if (n_features != n_visual)
-    throw_error("image features and image tokens do not match: ", n_visual, " <|image_pad|> tokens, ", n_features,
-                " image features");
-  const size_t levels = features.front()->deepstack.size();
-  prefill.deepstack_features.assign(levels, {});
-  for (auto& level : prefill.deepstack_features) level.reserve(static_cast<size_t>(n_visual * hidden));
-  int64_t k = 0;
-  for (const auto& feature : features) {
-    if (feature->deepstack.size() != levels) throw_error("precomputed vision outputs differ in DeepStack levels");
-    const int64_t rows = static_cast<int64_t>(feature->embeds.size()) / hidden;
-    for (int64_t r = 0; r < rows; ++r, ++k)
-      std::copy_n(feature->embeds.begin() + r * hidden, hidden,
-                  prefill.embeds.begin() + prefill.visual_rows[k] * hidden);
-    for (size_t level = 0; level < levels; ++level) {
-      if (feature->deepstack[level].size() != feature->embeds.size())
-        throw_error("precomputed DeepStack features do not match the image features");
-      prefill.deepstack_features[level].insert(prefill.deepstack_features[level].end(),
-                                               feature->deepstack[level].begin(), feature->deepstack[level].end());
+  const int64_t merge = model.config.vision_config.spatial_merge_size;
+  auto count_rows = [&](const std::vector<std::shared_ptr<const VisionOutput>>& list, auto grid_of, const char* what) {
+    int64_t total = 0;
+    for (size_t i = 0; i < list.size(); ++i) {
+      const int64_t rows = static_cast<int64_t>(list[i]->embeds.size()) / hidden;
+      if (rows * hidden != static_cast<int64_t>(list[i]->embeds.size()) || rows != grid_of(i).merged_tokens(merge))
+        throw_error(what, " ", i, ": its vision features do not match its grid");
+      total += rows;
     }
+    return total;
+  };
+  const int64_t n_image_features = count_rows(features, [&](size_t i) { return images[i].grid; }, "image");
+  const int64_t n_video_features = count_rows(video_features, [&](size_t i) { return videos[i].grid; }, "video");
+  if (n_image_features != static_cast<int64_t>(image_rows.size()))
+    throw_error("image features and image tokens do not match: ", image_rows.size(), " <|image_pad|> tokens, ",
+                n_image_features, " image features");
+  if (n_video_features != static_cast<int64_t>(video_rows.size()))
+    throw_error("video features and video tokens do not match: ", video_rows.size(), " <|video_pad|> tokens, ",
+                n_video_features, " video features");
+
+  // Scatter each modality into its rows (masked_scatter); DeepStack rows are joined in sequence order
+  // (Qwen3VLModel.forward's embed_joint over image_mask | video_mask).
+  const size_t levels = !features.empty() ? features.front()->deepstack.size() : video_features.front()->deepstack.size();
+  using FeatureList = std::vector<std::shared_ptr<const VisionOutput>>;
+  for (const FeatureList* list : {static_cast<const FeatureList*>(&features), &video_features})
+    for (const auto& feature : *list) {
+      if (feature->deepstack.size() != levels) throw_error("precomputed vision outputs differ in DeepStack levels");
+      for (const std::vector<float>& level : feature->deepstack)
+        if (level.size() != feature->embeds.size())
+          throw_error("precomputed DeepStack features do not match the image features");
+    }
+  const int64_t n_visual = static_cast<int64_t>(prefill.visual_rows.size());
+  prefill.deepstack_features.assign(levels, std::vector<float>(static_cast<size_t>(n_visual * hidden)));
+  struct Cursor {
+    const std::vector<std::shared_ptr<const VisionOutput>>* list;
+    size_t item = 0;
+    int64_t row = 0;
+  };
+  Cursor image_cursor{&features}, video_cursor{&video_features};
+  for (int64_t k = 0; k < n_visual; ++k) {
+    const int64_t row = prefill.visual_rows[static_cast<size_t>(k)];
+    Cursor& c = input_ids[row] == model.config.image_token_id ? image_cursor : video_cursor;
+    while (static_cast<int64_t>((*c.list)[c.item]->embeds.size()) / hidden == c.row) {
+      ++c.item;
+      c.row = 0;
+    }
+    const VisionOutput& feature = *(*c.list)[c.item];
+    std::copy_n(feature.embeds.begin() + c.row * hidden, hidden, prefill.embeds.begin() + row * hidden);
+    for (size_t level = 0; level < levels; ++level)
+      std::copy_n(feature.deepstack[level].begin() + c.row * hidden, hidden,
+                  prefill.deepstack_features[level].begin() + k * hidden);
+    ++c.row;
   }
   return prefill;
 }

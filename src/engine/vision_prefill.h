@@ -10,13 +10,14 @@
 #include "model/rope_index.h"
 #include "model/text_decoder.h"
 #include "vision/image_processor.h"
+#include "vision/video_processor.h"
 
 namespace qwen3vl {
 
 struct PrefillInputs {
   std::vector<float> embeds;                           // [n, hidden]
   RopeIndex rope;                                      // positions of the n tokens, rope delta
-  std::vector<int64_t> visual_rows;                    // rows of <|image_pad|> tokens, in order
+  std::vector<int64_t> visual_rows;                    // rows of <|image_pad|> and <|video_pad|> tokens, in order
   std::vector<std::vector<float>> deepstack_features;  // per level: [visual_rows.size(), hidden]
 
   DeepstackInjection deepstack() const { return DeepstackInjection{visual_rows, &deepstack_features}; }
@@ -29,11 +30,17 @@ struct PrefillInputs {
 std::vector<std::shared_ptr<const VisionOutput>> encode_images(const LoadedModel& model,
                                                                const std::vector<ProcessedImage>& images);
 
-// `images` in the order of their placeholder groups in `input_ids`. Throws Error when the counts disagree.
+// The same for videos: one tower call for all of them (HF encodes images and videos in separate calls).
+std::vector<std::shared_ptr<const VisionOutput>> encode_videos(const LoadedModel& model,
+                                                               const std::vector<ProcessedVideo>& videos);
+
+// `images` / `videos` in the order of their placeholder groups in `input_ids`. Throws Error when the counts disagree.
+// Image rows get the image features, video rows the video features; DeepStack rows follow sequence order.
 // `precomputed`: empty, or one entry per image; a non-null entry is that image's encode_images output and is used
 // instead of running the tower (the image's grid must still be set; its pixel_values may be empty).
 PrefillInputs build_prefill(const LoadedModel& model, const std::vector<int32_t>& input_ids,
                             const std::vector<ProcessedImage>& images,
-                            const std::vector<std::shared_ptr<const VisionOutput>>& precomputed = {});
+                            const std::vector<std::shared_ptr<const VisionOutput>>& precomputed = {},
+                            const std::vector<ProcessedVideo>& videos = {});
 
 }  // namespace qwen3vl

@@ -35,6 +35,7 @@ CLI::App* add_run_command(CLI::App& app, RunOptions& o) {
                   "'none' prints the reply as generated")
       ->check(CLI::IsMember({"separate", "none"}));
   add_image_options(run, o.images);
+  add_video_options(run, o.videos);
   return run;
 }
 
@@ -65,10 +66,16 @@ int run_command(const RunOptions& o) {
 
   GenerationRequest request;
   request.images = load_images(o.images, *model);
-  const std::string chat_text =
-      o.raw ? o.prompt : render_chat(*model, single_turn(o.system, o.prompt, request.images.size()));
-  const std::string prompt_text =
-      expand_image_placeholders(chat_text, request.images, model->config.vision_config.spatial_merge_size);
+  request.videos = load_videos(o.videos, *model);
+  const int64_t merge = model->config.vision_config.spatial_merge_size;
+  std::string chat_text = o.prompt;
+  if (!o.raw)
+    chat_text = request.videos.empty()
+                    ? render_chat(*model, single_turn(o.system, o.prompt, request.images.size()))
+                    : render_chat(*model, single_turn_with_media(o.system, o.prompt, o.videos.media_order));
+  const std::string prompt_text = expand_video_placeholders(
+      expand_image_placeholders(chat_text, request.images, merge), request.videos, merge,
+      model->config.vision_config.temporal_patch_size, placeholder_style(o.videos));
   request.prompt_ids = encode_text(*model, prompt_text);
   if (o.verbose_prompt) {
     std::fprintf(stderr, "prompt text:\n%s\nprompt ids:", prompt_text.c_str());
@@ -91,7 +98,7 @@ int run_command(const RunOptions& o) {
   if (o.images.grounding) print_grounding(result.text, request.images);
   std::fflush(stdout);
   const GenerationStats& s = result.stats;
-  if (!request.images.empty()) std::fprintf(stderr, "vision %.2f s | ", s.vision_seconds);
+  if (!request.images.empty() || !request.videos.empty()) std::fprintf(stderr, "vision %.2f s | ", s.vision_seconds);
   std::fprintf(stderr,
                "load %.2f s | prompt %lld tokens, %.1f tok/s | generated %lld tokens, %.1f tok/s | finish: %s\n",
                load_seconds, static_cast<long long>(s.prompt_tokens),

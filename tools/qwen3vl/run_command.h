@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "image_options.h"
+#include "video_options.h"
 
 namespace qwen3vl {
 namespace cli {
@@ -29,6 +30,7 @@ struct RunOptions {
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
   ImageOptions images;
+  VideoCliOptions videos;
   std::string reasoning_format = "separate";  // Thinking checkpoints: "separate" (reasoning to stderr) or "none"
 };
 
