@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "core/error.h"
+#include "eval_command.h"
 #include "info_command.h"
 #include "run_command.h"
 
@@ -15,6 +16,8 @@ int main(int argc, char** argv) {
   CLI::App* run = qwen3vl::cli::add_run_command(app, run_options);
   qwen3vl::cli::InfoOptions info_options;
   CLI::App* info = qwen3vl::cli::add_info_command(app, info_options);
+  qwen3vl::cli::EvalOptions eval_options;
+  CLI::App* eval = qwen3vl::cli::add_eval_command(app, eval_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -23,6 +26,7 @@ int main(int argc, char** argv) {
   try {
     if (run->parsed()) return qwen3vl::cli::run_command(run_options);
     if (info->parsed()) return qwen3vl::cli::info_command(info_options);
+    if (eval->parsed()) return qwen3vl::cli::eval_command(eval_options);
   } catch (const qwen3vl::Error& error) {
     std::fprintf(stderr, "error: %s\n", error.what());
     return 1;
