@@ -3,7 +3,8 @@
 # Does nothing when they are all present already.
 set -euo pipefail
 packages=(cmake g++ make pkg-config nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev libgtest-dev
-          libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev)
+          libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev
+          libavformat-dev libavcodec-dev libswscale-dev libavutil-dev)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

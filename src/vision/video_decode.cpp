@@ -134,7 +134,8 @@ VideoReader::VideoReader(const std::string& path, VideoMetadataSource source) : 
 
   // Data that ends before its header says: fewer packets than the header's frame count (MP4, AVI), or a span
   // well short of the stream's duration (its own, or Matroska's per-track DURATION tag).
-  if (info_.header_frame_count > info_.scan_frame_count)
+  // (A frame or two of slack: index entries without data are not packets.)
+  if (info_.header_frame_count > info_.scan_frame_count + 2 + info_.scan_frame_count / 50)
     throw_error(path, ": truncated video: the header lists ", info_.header_frame_count, " frames, the file holds ",
                 info_.scan_frame_count);
   std::optional<double> expected;
