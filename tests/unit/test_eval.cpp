@@ -110,8 +110,9 @@ TEST(EvalTally, PerCategoryAndOverall) {
   EXPECT_DOUBLE_EQ(t.categories["a"].accuracy(), 0.5);
   EXPECT_DOUBLE_EQ(t.overall.accuracy(), 2.0 / 3.0);
   const std::string table = t.table();
-  EXPECT_NE(table.find("a             2    50.00%"), std::string::npos) << table;
-  EXPECT_NE(table.find("overall       3    66.67%"), std::string::npos) << table;
+  EXPECT_NE(table.find("\na              2    50.00%\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("\nb              1   100.00%\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("\noverall        3    66.67%\n"), std::string::npos) << table;
   EXPECT_NE(table.find("2 item(s) could not be run"), std::string::npos) << table;
 }
 
