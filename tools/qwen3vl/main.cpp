@@ -7,6 +7,7 @@
 #include "eval_command.h"
 #include "info_command.h"
 #include "run_command.h"
+#include "serve_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"qwen3vl: run Qwen3-VL checkpoints (Hugging Face layout) on the CPU"};
@@ -18,6 +19,8 @@ int main(int argc, char** argv) {
   CLI::App* info = qwen3vl::cli::add_info_command(app, info_options);
   qwen3vl::cli::EvalOptions eval_options;
   CLI::App* eval = qwen3vl::cli::add_eval_command(app, eval_options);
+  qwen3vl::server::ServerOptions serve_options;
+  CLI::App* serve = qwen3vl::cli::add_serve_command(app, serve_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -27,6 +30,7 @@ int main(int argc, char** argv) {
     if (run->parsed()) return qwen3vl::cli::run_command(run_options);
     if (info->parsed()) return qwen3vl::cli::info_command(info_options);
     if (eval->parsed()) return qwen3vl::cli::eval_command(eval_options);
+    if (serve->parsed()) return qwen3vl::cli::serve_command(serve_options);
   } catch (const qwen3vl::Error& error) {
     std::fprintf(stderr, "error: %s\n", error.what());
     return 1;

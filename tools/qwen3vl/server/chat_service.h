@@ -1,0 +1,102 @@
+// A chat completion from a parsed request to generated text, without any HTTP: media are loaded, decoded and
+// fitted into the request's pixel and visual-token budget, vision outputs come from the content-keyed cache or the
+// vision tower, the prompt is rendered and checked against the context, and generation streams reply deltas
+// (reasoning apart from the answer for Thinking checkpoints). Stateless apart from the shared cache: any number of
+// threads may call it at once, each with its own PreparedChat.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "chat_request.h"
+#include "engine/generate.h"
+#include "engine/loaded_model.h"
+#include "image_cache.h"
+#include "media_source.h"
+#include "server_options.h"
+#include "video_input.h"
+
+namespace qwen3vl {
+namespace server {
+
+struct PreparedChat {
+  GenerationRequest generation;  // prompt ids, image grids and their vision outputs, sampling, stops
+  struct ImageInfo {
+    int64_t width = 0, height = 0;        // original image
+    int64_t resized_width = 0, resized_height = 0;
+    int64_t visual_tokens = 0;
+    bool cached = false;                  // vision output came from the cache
+  };
+  std::vector<ImageInfo> images;
+  struct VideoInfo {
+    int64_t width = 0, height = 0, resized_width = 0, resized_height = 0;
+    int64_t frames = 0;                   // sampled frames
+    int64_t visual_tokens = 0;
+  };
+  std::vector<VideoInfo> videos;
+  int64_t visual_tokens = 0;              // images and videos
+  int64_t image_tokens = 0, video_tokens = 0;
+  bool thinking = false;                  // Thinking template: the reply starts inside <think>
+  double media_seconds = 0.0;             // loading, decoding, resizing
+  double vision_seconds = 0.0;            // vision tower for the images not in the cache (videos: in generate)
+};
+
+struct ReplyDelta {
+  std::string content, reasoning;
+  bool empty() const { return content.empty() && reasoning.empty(); }
+};
+
+struct ChatOutcome {
+  std::string content;
+  std::string reasoning;        // Thinking checkpoints only
+  std::string finish_reason;    // "stop", "length" or "cancelled"
+  int64_t prompt_tokens = 0, completion_tokens = 0;
+  nlohmann::ordered_json grounding;  // null, or one entry per image: {"image_index", "width", "height", "items"}
+  GenerationStats stats;
+};
+
+// The reply's bbox_2d / point_2d objects mapped onto each image of the request (pixels of the original image):
+// [{"image_index", "width", "height", "items": grounding_to_json items}], or null when the reply has none.
+nlohmann::ordered_json grounding_json(const std::string& answer, const std::vector<PreparedChat::ImageInfo>& images);
+
+class ChatService {
+ public:
+  ChatService(const LoadedModel& model, const ServerOptions& options, ImageCache& cache);
+
+  const std::string& model_id() const { return model_id_; }
+  const LoadedModel& model() const { return model_; }
+  int64_t context_size() const { return context_size_; }
+
+  // 404 when `requested` is neither empty nor this model's id.
+  void check_model(const std::string& requested) const;
+
+  // Everything up to generation; throws ApiError (4xx) for anything the request got wrong.
+  PreparedChat prepare(const ChatRequest& request) const;
+
+  // Generates. `on_delta` sees every piece of text as it becomes final (also empty deltas, so it can check for a
+  // departed client); returning false cancels generation (finish_reason "cancelled").
+  ChatOutcome run(PreparedChat& prepared, const std::function<bool(const ReplyDelta&)>& on_delta) const;
+
+ private:
+  struct ImageJob;
+  using VideoJobs = std::vector<std::unique_ptr<VideoJob>>;
+  void load_media(const ChatRequest& request, std::vector<ImageJob>& jobs, VideoJobs& videos,
+                  PreparedChat& prepared) const;
+  void fit_budget(const ChatRequest& request, std::vector<ImageJob>& jobs, VideoJobs& videos) const;
+  void encode_images(std::vector<ImageJob>& jobs, PreparedChat& prepared) const;
+  SamplingParams sampling_for(const ChatRequest& request) const;
+
+  const LoadedModel& model_;
+  const ServerOptions& options_;
+  ImageCache& cache_;
+  MediaSource media_;
+  VideoInputs videos_;
+  std::string model_id_;
+  int64_t context_size_;
+};
+
+}  // namespace server
+}  // namespace qwen3vl
