@@ -71,8 +71,6 @@ CLI::App* add_eval_command(CLI::App& app, EvalOptions& o) {
   cmd->add_option("--system", o.system, "System message for every item (none by default)");
   cmd->add_option("--min-pixels", o.min_pixels, "Minimum pixels per image (default: preprocessor_config.json)");
   cmd->add_option("--max-pixels", o.max_pixels, "Maximum pixels per image (default: preprocessor_config.json)");
-  cmd->add_option("-t,--threads", o.threads, "Threads (default: one per processor core)")
-      ->check(CLI::NonNegativeNumber);
   return cmd;
 }
 
@@ -161,9 +159,7 @@ int eval_command(const EvalOptions& o) {
   for (const std::string& k : kept) out << k << '\n';
   out.flush();
 
-  LoadOptions load_options;
-  load_options.threads = o.threads;
-  const auto model = load_model(o.model_dir, load_options);
+  const auto model = load_model(o.model_dir);
   PixelBudget budget;
   budget.min_pixels = o.min_pixels;
   budget.max_pixels = o.max_pixels;

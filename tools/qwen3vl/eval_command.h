@@ -21,7 +21,6 @@ struct EvalOptions {
   int64_t n_predict = 64;
   std::string system;
   std::optional<int64_t> min_pixels, max_pixels;
-  int threads = 0;
 };
 
 CLI::App* add_eval_command(CLI::App& app, EvalOptions& options);
