@@ -25,7 +25,7 @@ int count_lines(const std::string& text) {
 TEST(CliEval, ScoresReportsBadItemsAndCarriesOn) {
   TempDir dir;
   const std::string pred = dir.file("pred.jsonl");
-  const auto r = run_cli("eval -m " + model_dir() + " --data " + mini() + " --predictions " + pred + " -t 1");
+  const auto r = run_cli("eval -m " + model_dir() + " --data " + mini() + " --predictions " + pred);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("item at line 4: skipped: not valid JSON"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("item missing (line 5): skipped: "), std::string::npos) << r.output;
@@ -46,7 +46,7 @@ TEST(CliEval, ScoresReportsBadItemsAndCarriesOn) {
 TEST(CliEval, ResumeRunsOnlyTheRest) {
   TempDir dir;
   const std::string pred = dir.file("pred.jsonl");
-  const auto full = run_cli("eval -m " + model_dir() + " --data " + mini() + " --predictions " + pred + " -t 1",
+  const auto full = run_cli("eval -m " + model_dir() + " --data " + mini() + " --predictions " + pred,
                             false);
   ASSERT_EQ(full.exit_code, 0) << full.output;
   // keep two finished items and a torn third line, as an interrupted run leaves them
@@ -57,7 +57,7 @@ TEST(CliEval, ResumeRunsOnlyTheRest) {
   std::getline(in, l3);
   testing::write_file(pred, l1 + "\n" + l2 + "\n" + l3.substr(0, l3.size() / 2));
   const auto resumed =
-      run_cli("eval -m " + model_dir() + " --data " + mini() + " --predictions " + pred + " -t 1 --resume");
+      run_cli("eval -m " + model_dir() + " --data " + mini() + " --predictions " + pred + " --resume");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("resume: 2 item(s) already in"), std::string::npos) << resumed.output;
   EXPECT_NE(resumed.output.find("5 to run"), std::string::npos) << resumed.output;  // 3 items + 2 bad ones
