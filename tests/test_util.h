@@ -29,6 +29,9 @@ void copy_dir(const std::string& from, const std::string& to);  // shallow copy 
 // A safetensors file image: 8-byte length, the header text, then `data`.
 std::string safetensors_bytes(const std::string& header_json, const std::string& data);
 
+// A gray 24-bit BMP of the given size (valid header and data): size checks without a fixture file.
+std::string bmp_bytes(int width, int height);
+
 // Reads a raw little-endian float32 file.
 std::vector<float> read_f32(const std::string& path);
 

@@ -43,28 +43,6 @@ std::string data_url(const std::string& bytes, const std::string& mime) {
   return out;
 }
 
-std::string bmp_bytes(int width, int height) {
-  const int row = (width * 3 + 3) / 4 * 4;
-  const uint32_t data_size = static_cast<uint32_t>(row * height), file_size = 54 + data_size;
-  std::string out(file_size, '\x80');
-  auto put32 = [&](size_t at, uint32_t v) { std::memcpy(&out[at], &v, 4); };
-  auto put16 = [&](size_t at, uint16_t v) { std::memcpy(&out[at], &v, 2); };
-  out[0] = 'B';
-  out[1] = 'M';
-  put32(2, file_size);
-  put32(6, 0);
-  put32(10, 54);
-  put32(14, 40);
-  put32(18, static_cast<uint32_t>(width));
-  put32(22, static_cast<uint32_t>(height));
-  put16(26, 1);
-  put16(28, 24);
-  put32(30, 0);
-  put32(34, data_size);
-  for (size_t at : {38u, 42u, 46u, 50u}) put32(at, 0);
-  return out;
-}
-
 ServerHarness::ServerHarness(server::ServerOptions options, const LoadedModel* model) : options_(std::move(options)) {
   options_.host = "127.0.0.1";
   options_.port = 0;

@@ -13,6 +13,7 @@
 #include "engine/loaded_model.h"
 #include "server/http_server.h"
 #include "server/server_options.h"
+#include "test_util.h"
 
 namespace qwen3vl {
 namespace testing {
@@ -21,7 +22,6 @@ const LoadedModel& tiny_model();               // tests/fixtures/models/tiny-rea
 std::string tiny_model_dir();
 std::string image_fixture(const std::string& name);  // tests/fixtures/multimodal/images/NAME
 std::string data_url(const std::string& bytes, const std::string& mime = "image/png");
-std::string bmp_bytes(int width, int height);  // a gray 24-bit BMP (valid header and data)
 
 class ServerHarness {
  public:

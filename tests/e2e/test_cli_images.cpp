@@ -2,8 +2,6 @@
 // each must end with one line naming the file and exit code 1, never a crash.
 #include <gtest/gtest.h>
 
-#include <cstring>
-
 #include "test_util.h"
 
 namespace qwen3vl {
@@ -14,29 +12,6 @@ using testing::TempDir;
 
 std::string model_dir() { return testing::model_fixture("tiny-realtok-bf16"); }
 std::string image(const std::string& name) { return testing::fixtures_dir() + "/multimodal/images/" + name; }
-
-// A 24-bit BMP of the given size (gray), enough to exercise size checks without a fixture file.
-std::string bmp(int width, int height) {
-  const int row = (width * 3 + 3) / 4 * 4;
-  const uint32_t data_size = static_cast<uint32_t>(row * height), file_size = 54 + data_size;
-  std::string out(file_size, '\x80');
-  auto put32 = [&](size_t at, uint32_t v) { std::memcpy(&out[at], &v, 4); };
-  auto put16 = [&](size_t at, uint16_t v) { std::memcpy(&out[at], &v, 2); };
-  out[0] = 'B';
-  out[1] = 'M';
-  put32(2, file_size);
-  put32(6, 0);
-  put32(10, 54);
-  put32(14, 40);
-  put32(18, static_cast<uint32_t>(width));
-  put32(22, static_cast<uint32_t>(height));
-  put16(26, 1);
-  put16(28, 24);
-  put32(30, 0);
-  put32(34, data_size);
-  for (size_t at : {38u, 42u, 46u, 50u}) put32(at, 0);
-  return out;
-}
 
 void expect_image_error(const std::string& path, const std::string& extra, const std::string& needle) {
   const auto result = run_cli("run -m " + model_dir() + " --image " + path + " -p hi -n 2 " + extra);
@@ -101,7 +76,7 @@ TEST(CliImageErrors, UnsupportedFormat) {
 
 TEST(CliImageErrors, AspectRatioOver200) {
   TempDir dir;
-  testing::write_file(dir.file("strip.bmp"), bmp(2010, 10));
+  testing::write_file(dir.file("strip.bmp"), testing::bmp_bytes(2010, 10));
   expect_image_error(dir.file("strip.bmp"), "", "aspect ratio must be smaller than 200");
 }
 
