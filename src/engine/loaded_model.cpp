@@ -52,9 +52,11 @@ std::unique_ptr<LoadedModel> load_model(const std::string& dir, const LoadOption
 
   model->tensors = TensorStore::open_dir(dir);
   model->text_weights = bind_text_weights(model->tensors, model->config);
-  model->decoder = std::make_unique<TextDecoder>(model->config, model->text_weights);
+  model->pool = std::make_unique<ThreadPool>(options.threads);
+  const ops::Context ctx{model->pool.get(), nullptr};  // nullptr: the best kernels the processor runs
+  model->decoder = std::make_unique<TextDecoder>(model->config, model->text_weights, ctx);
   model->vision_weights = bind_vision_weights(model->tensors, model->config);
-  model->vision = std::make_unique<VisionEncoder>(model->config, model->vision_weights);
+  model->vision = std::make_unique<VisionEncoder>(model->config, model->vision_weights, ctx);
   return model;
 }
 

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "core/thread_pool.h"
 #include "io/model_config.h"
 #include "io/safetensors.h"
 #include "model/text_decoder.h"
@@ -23,6 +24,7 @@ struct LoadedModel {
   GenerationConfig generation;
   TensorStore tensors;
   TextWeights text_weights;
+  std::unique_ptr<ThreadPool> pool;         // the threads every forward pass (decoder and vision tower) runs on
   std::unique_ptr<TextDecoder> decoder;
   VisionWeights vision_weights;
   std::unique_ptr<VisionEncoder> vision;
@@ -37,6 +39,7 @@ std::string find_chat_template(const std::string& dir);
 
 struct LoadOptions {
   bool require_tokenizer = true;  // false: a checkpoint without tokenizer files loads for id-level work (tests)
+  int threads = 0;                 // threads of the forward passes; 0: one per processor core
 };
 
 // Loads DIR (config.json, generation_config.json, preprocessor_config.json, safetensors, tokenizer.json, chat

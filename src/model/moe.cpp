@@ -106,7 +106,8 @@ void topk_like_torch(const float* values, int64_t count, int64_t k, int32_t* ind
 }
 
 void sparse_moe_block(const MoeLayerWeights& weights, const TextConfig& config, int64_t layer, const float* x,
-                      int64_t n, float* out, MoeWorkspace& work, Precision precision, const TensorHook& hook) {
+                      int64_t n, float* out, MoeWorkspace& work, Precision precision, const TensorHook& hook,
+                      const ops::Context& ctx) {
   const int64_t hidden = config.hidden_size;
   const int64_t experts = weights.num_experts();
   const int64_t k = config.num_experts_per_tok;
@@ -118,7 +119,7 @@ void sparse_moe_block(const MoeLayerWeights& weights, const TextConfig& config, 
   work.probs.resize(work.router_logits.size());
   work.top_index.resize(static_cast<size_t>(n * k));
   work.scores.resize(static_cast<size_t>(n * k));
-  ops::linear(x, n, weights.gate, work.router_logits.data(), precision);  // [n, E]
+  ops::linear(ctx, x, n, weights.gate, work.router_logits.data(), precision);  // [n, E]
   for (int64_t t = 0; t < n; ++t) {
     float* p = work.probs.data() + t * experts;
     softmax_f32(work.router_logits.data() + t * experts, experts, p);  // [E] float32
@@ -157,12 +158,12 @@ void sparse_moe_block(const MoeLayerWeights& weights, const TextConfig& config, 
     work.rows_out.resize(static_cast<size_t>(m * hidden));
     for (int64_t i = 0; i < m; ++i)
       std::copy_n(x + (work.group[i] / k) * hidden, hidden, work.rows_in.data() + i * hidden);  // [m, hidden]
-    ops::linear(work.rows_in.data(), m, weights.gate_up_proj[e], work.gate_up.data(), precision);  // [m, 2*Im]
+    ops::linear(ctx, work.rows_in.data(), m, weights.gate_up_proj[e], work.gate_up.data(), precision);  // [m, 2*Im]
     for (int64_t i = 0; i < m; ++i) {  // gate, up = gate_up.chunk(2, dim=-1); act_fn(gate) * up
       const float* gu = work.gate_up.data() + i * 2 * im;
-      ops::silu_mul(gu, gu + im, static_cast<size_t>(im), work.act.data() + i * im, precision);  // [m, Im]
+      ops::silu_mul(ctx, gu, gu + im, static_cast<size_t>(im), work.act.data() + i * im, precision);  // [m, Im]
     }
-    ops::linear(work.act.data(), m, weights.down_proj[e], work.rows_out.data(), precision);  // [m, hidden]
+    ops::linear(ctx, work.act.data(), m, weights.down_proj[e], work.rows_out.data(), precision);  // [m, hidden]
     for (int64_t i = 0; i < m; ++i) {
       const int64_t pick = work.group[i];
       const float score = work.scores[pick];

@@ -70,7 +70,8 @@ struct MoeWorkspace {
 // softmax), "layers.{l}.mlp.router_indices" [n, k] (expert ids as floats), "layers.{l}.mlp.router_scores" [n, k],
 // "layers.{l}.mlp" [n, hidden].
 void sparse_moe_block(const MoeLayerWeights& weights, const TextConfig& config, int64_t layer, const float* x,
-                      int64_t n, float* out, MoeWorkspace& work, Precision precision, const TensorHook& hook);
+                      int64_t n, float* out, MoeWorkspace& work, Precision precision, const TensorHook& hook,
+                      const ops::Context& ctx = {});
 
 // The k largest of values[0..count) in torch.topk's order on CPU (largest first; equal values in the order its
 // std::nth_element + std::sort selection leaves them, which is not index order).

@@ -7,12 +7,13 @@
 
 namespace qwen3vl {
 
-TextDecoder::TextDecoder(const ModelConfig& config, const TextWeights& weights)
+TextDecoder::TextDecoder(const ModelConfig& config, const TextWeights& weights, const ops::Context& ctx)
     : config_(config.text_config),
       weights_(weights),
       rotary_(config.text_config),
       // bf16 checkpoints run as transformers runs them by default (dtype "auto" = bf16 activations).
-      precision_(weights.dtype == DType::BF16 ? Precision::BF16 : Precision::F32) {}
+      precision_(weights.dtype == DType::BF16 ? Precision::BF16 : Precision::F32),
+      ctx_(ctx) {}
 
 KVCache TextDecoder::make_cache(int64_t capacity) const {
   return KVCache(config_.num_hidden_layers, capacity, config_.num_key_value_heads, config_.head_dim);
@@ -34,14 +35,14 @@ void TextDecoder::attention_block(int64_t layer, int64_t n, KVCache& cache, Deco
   const int64_t n_kv = config_.num_key_value_heads;
   const int64_t past = cache.length();
 
-  ops::linear(work.normed.data(), n, w.q_proj, work.q.data(), precision_);  // [n, n_heads*hd]
-  ops::linear(work.normed.data(), n, w.k_proj, work.k.data(), precision_);  // [n, n_kv*hd]
-  ops::linear(work.normed.data(), n, w.v_proj, work.v.data(), precision_);  // [n, n_kv*hd]
+  ops::linear(ctx_, work.normed.data(), n, w.q_proj, work.q.data(), precision_);  // [n, n_heads*hd]
+  ops::linear(ctx_, work.normed.data(), n, w.k_proj, work.k.data(), precision_);  // [n, n_kv*hd]
+  ops::linear(ctx_, work.normed.data(), n, w.v_proj, work.v.data(), precision_);  // [n, n_kv*hd]
   const float eps = static_cast<float>(config_.rms_norm_eps);
-  ops::rms_norm(work.q.data(), n * n_heads, hd, w.q_norm, eps, work.q.data(), precision_);
-  ops::rms_norm(work.k.data(), n * n_kv, hd, w.k_norm, eps, work.k.data(), precision_);
-  ops::apply_rotary(work.q.data(), n, n_heads, hd, work.cos.data(), work.sin.data(), precision_);
-  ops::apply_rotary(work.k.data(), n, n_kv, hd, work.cos.data(), work.sin.data(), precision_);
+  ops::rms_norm(ctx_, work.q.data(), n * n_heads, hd, w.q_norm, eps, work.q.data(), precision_);
+  ops::rms_norm(ctx_, work.k.data(), n * n_kv, hd, w.k_norm, eps, work.k.data(), precision_);
+  ops::apply_rotary(ctx_, work.q.data(), n, n_heads, hd, work.cos.data(), work.sin.data(), precision_);
+  ops::apply_rotary(ctx_, work.k.data(), n, n_kv, hd, work.cos.data(), work.sin.data(), precision_);
 
   const size_t row_bytes = static_cast<size_t>(cache.row_width()) * sizeof(float);
   std::memcpy(cache.keys(layer) + past * cache.row_width(), work.k.data(), n * row_bytes);
@@ -49,23 +50,24 @@ void TextDecoder::attention_block(int64_t layer, int64_t n, KVCache& cache, Deco
 
   const ops::AttentionShape shape{n_heads, n_kv, hd};
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));  // head_dim ** -0.5
-  ops::causal_attention(work.q.data(), n, past, cache.keys(layer), cache.values(layer), shape, scale,
+  ops::causal_attention(ctx_, work.q.data(), n, past, cache.keys(layer), cache.values(layer), shape, scale,
                         work.attn.data(), precision_);  // [n, n_heads*hd]
-  ops::linear(work.attn.data(), n, w.o_proj, work.proj.data(), precision_);  // [n, hidden]
+  ops::linear(ctx_, work.attn.data(), n, w.o_proj, work.proj.data(), precision_);  // [n, hidden]
 }
 
 // Qwen3VLTextMLP: down_proj(silu(gate_proj(x)) * up_proj(x)); MoE layers: the sparse block of model/moe.h.
 void TextDecoder::mlp_block(int64_t layer, int64_t n, DecoderWorkspace& work, const TensorHook& hook) const {
   const TextLayerWeights& w = weights_.layers[layer];
   if (!w.moe.empty()) {
-    sparse_moe_block(w.moe, config_, layer, work.normed.data(), n, work.proj.data(), work.moe, precision_, hook);
+    sparse_moe_block(w.moe, config_, layer, work.normed.data(), n, work.proj.data(), work.moe, precision_, hook,
+                     ctx_);
     return;
   }
-  ops::linear(work.normed.data(), n, w.gate_proj, work.gate.data(), precision_);  // [n, intermediate]
-  ops::linear(work.normed.data(), n, w.up_proj, work.up.data(), precision_);      // [n, intermediate]
-  ops::silu_mul(work.gate.data(), work.up.data(), static_cast<size_t>(n * config_.intermediate_size),
+  ops::linear(ctx_, work.normed.data(), n, w.gate_proj, work.gate.data(), precision_);  // [n, intermediate]
+  ops::linear(ctx_, work.normed.data(), n, w.up_proj, work.up.data(), precision_);      // [n, intermediate]
+  ops::silu_mul(ctx_, work.gate.data(), work.up.data(), static_cast<size_t>(n * config_.intermediate_size),
                 work.gate.data(), precision_);
-  ops::linear(work.gate.data(), n, w.down_proj, work.proj.data(), precision_);  // [n, hidden]
+  ops::linear(ctx_, work.gate.data(), n, w.down_proj, work.proj.data(), precision_);  // [n, hidden]
 }
 
 void TextDecoder::forward(const float* inputs_embeds, int64_t n, const MropePositions& positions, KVCache& cache,
@@ -94,27 +96,27 @@ void TextDecoder::forward(const float* inputs_embeds, int64_t n, const MropePosi
   const float eps = static_cast<float>(config_.rms_norm_eps);
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
     const TextLayerWeights& w = weights_.layers[l];
-    ops::rms_norm(work.hidden.data(), n, hidden, w.input_layernorm, eps, work.normed.data(), precision_);
+    ops::rms_norm(ctx_, work.hidden.data(), n, hidden, w.input_layernorm, eps, work.normed.data(), precision_);
     attention_block(l, n, cache, work);
-    ops::add_inplace(work.hidden.data(), work.proj.data(), work.proj.size(), precision_);
-    ops::rms_norm(work.hidden.data(), n, hidden, w.post_attention_layernorm, eps, work.normed.data(), precision_);
+    ops::add_inplace(ctx_, work.hidden.data(), work.proj.data(), work.proj.size(), precision_);
+    ops::rms_norm(ctx_, work.hidden.data(), n, hidden, w.post_attention_layernorm, eps, work.normed.data(), precision_);
     mlp_block(l, n, work, hook);
-    ops::add_inplace(work.hidden.data(), work.proj.data(), work.proj.size(), precision_);
+    ops::add_inplace(ctx_, work.hidden.data(), work.proj.data(), work.proj.size(), precision_);
     if (hook) hook("layers." + std::to_string(l), work.hidden.data(), n, hidden);
     if (deepstack && l < static_cast<int64_t>(deepstack->features->size())) {
       const std::vector<float>& level = (*deepstack->features)[static_cast<size_t>(l)];
       for (size_t k = 0; k < deepstack->rows.size(); ++k)
-        ops::add_inplace(work.hidden.data() + deepstack->rows[k] * hidden, level.data() + k * hidden,
+        ops::add_inplace(ctx_, work.hidden.data() + deepstack->rows[k] * hidden, level.data() + k * hidden,
                          static_cast<size_t>(hidden), precision_);
     }
   }
   cache.set_length(cache.length() + n);
 
-  ops::rms_norm(work.hidden.data(), n, hidden, weights_.norm, eps, work.normed.data(), precision_);
+  ops::rms_norm(ctx_, work.hidden.data(), n, hidden, weights_.norm, eps, work.normed.data(), precision_);
   if (hook) hook("norm", work.normed.data(), n, hidden);
   const int64_t first = rows == LogitsRows::Last ? n - 1 : 0;
   logits.resize(static_cast<size_t>((n - first) * config_.vocab_size));
-  ops::linear(work.normed.data() + first * hidden, n - first, weights_.lm_head, logits.data(), precision_);
+  ops::linear(ctx_, work.normed.data() + first * hidden, n - first, weights_.lm_head, logits.data(), precision_);
 }
 
 }  // namespace qwen3vl

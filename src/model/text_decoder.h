@@ -35,7 +35,8 @@ struct DecoderWorkspace {
 
 class TextDecoder {
  public:
-  TextDecoder(const ModelConfig& config, const TextWeights& weights);
+  // ctx: the thread pool and kernels every op of forward() uses (a default Context: the calling thread alone).
+  TextDecoder(const ModelConfig& config, const TextWeights& weights, const ops::Context& ctx = {});
 
   // inputs_embeds [n, hidden] for n new tokens at `positions`, appended to `cache` (which must have room).
   // Writes logits [1 or n, vocab] into `logits`.
@@ -47,6 +48,7 @@ class TextDecoder {
   void embed(const int32_t* ids, int64_t n, float* out) const;
 
   Precision precision() const { return precision_; }
+  const ops::Context& context() const { return ctx_; }
   KVCache make_cache(int64_t capacity) const;
 
  private:
@@ -57,6 +59,7 @@ class TextDecoder {
   const TextWeights& weights_;
   TextRotary rotary_;
   Precision precision_;
+  ops::Context ctx_;
 };
 
 }  // namespace qwen3vl

@@ -21,7 +21,8 @@ struct VisionOutput {
 
 class VisionEncoder {
  public:
-  VisionEncoder(const ModelConfig& config, const VisionWeights& weights);
+  // ctx: the thread pool and kernels every op of forward() uses (a default Context: the calling thread alone).
+  VisionEncoder(const ModelConfig& config, const VisionWeights& weights, const ops::Context& ctx = {});
 
   // pixel_values [sum(t*h*w), in_channels*temporal_patch_size*patch_size^2] in the processor's patch order; one
   // GridTHW per image / video. All entries go through one call (attention stays inside each temporal slice).
@@ -37,9 +38,13 @@ class VisionEncoder {
 
  private:
   void check_grids(const std::vector<GridTHW>& grids) const;
+  // Activations of one block, allocated by the first block of a forward and reused by the others.
+  struct BlockScratch {
+    std::vector<float> normed, qkv, q, k, v, mlp;
+  };
   // Qwen3VLVisionBlock: hidden [n, D] updated in place.
   void block(int64_t index, std::vector<float>& hidden, const std::vector<int64_t>& cu_seqlens,
-             const std::vector<float>& cos, const std::vector<float>& sin) const;
+             const std::vector<float>& cos, const std::vector<float>& sin, BlockScratch& scratch) const;
   // Qwen3VLVisionPatchMerger: hidden [n, D] -> [n/m^2, out_hidden_size].
   std::vector<float> merge(const VisionMergerWeights& w, const std::vector<float>& hidden) const;
 
@@ -49,6 +54,7 @@ class VisionEncoder {
   int64_t head_dim_;
   int64_t side_;  // the learned position table is side x side
   Precision precision_;
+  ops::Context ctx_;
 };
 
 }  // namespace qwen3vl

@@ -1,5 +1,7 @@
 // The op interface. Model code calls only these functions; each has a plain scalar reference implementation
-// (ops/reference.cpp) that optimized CPU kernels and later a CUDA backend must reproduce, tested against it.
+// (ops/reference.cpp, namespace ops::reference) that optimized CPU kernels and later a CUDA backend must reproduce,
+// tested against it. ops::* dispatch to the kernel set picked once from cpuid (ops/cpu/kernels.h: AVX-512 with
+// BF16, AVX2+FMA, or the scalar reference); the overloads taking an ops::Context split their work over its pool.
 //
 // Activations are float. `Precision::BF16` reproduces a bfloat16 PyTorch forward: every op rounds its result
 // to bf16 at the same points as the eager PyTorch code of transformers (noted per op), while accumulating in
@@ -39,7 +41,21 @@ struct WeightVector {
   int64_t size = 0;
 };
 
+class ThreadPool;  // core/thread_pool.h
+
 namespace ops {
+
+namespace cpu {
+struct Kernels;  // ops/cpu/kernels.h
+}
+
+// Where ops run: the thread pool they split their work over (null: the calling thread alone) and the kernel set
+// (null: the best the processor supports). Model code gets one at construction and passes it to every call; the
+// overloads without a Context use the calling thread and the best kernels.
+struct Context {
+  ThreadPool* pool = nullptr;
+  const cpu::Kernels* kernels = nullptr;
+};
 
 // y[n, w.rows] = x[n, w.cols] · w^T (+ bias[w.rows]), result rounded per precision. The one matmul entry point of
 // the engine: quantized formats, LoRA and profiling hook in here. With a bias the sum is rounded ONCE, as PyTorch's
@@ -86,7 +102,8 @@ struct AttentionShape {
 
 // Causal attention of n query rows that sit at cache indices past .. past+n-1 over cache rows 0 .. past+n-1.
 // q [n, num_heads, head_dim]; k_cache, v_cache [>= past+n, num_kv_heads, head_dim]; out [n, num_heads*head_dim].
-// Follows transformers' eager_attention_forward: scores = (q·k) * scale, softmax in float, then · v.
+// Follows transformers' eager_attention_forward: scores = (q·k) * scale, causal mask, softmax in float as torch's
+// CPU kernel computes it over the row of past+n keys (the masked ones add exact zeros), then · v.
 void causal_attention(const float* q, int64_t n, int64_t past, const float* k_cache, const float* v_cache,
                       const AttentionShape& shape, float scale, float* out, Precision precision);
 
@@ -97,6 +114,49 @@ void causal_attention(const float* q, int64_t n, int64_t past, const float* k_ca
 void segment_attention(const float* q, const float* k, const float* v, const int64_t* cu_seqlens,
                        int64_t num_segments, const AttentionShape& shape, float scale, float* out,
                        Precision precision);
+
+// The same ops on ctx.pool with ctx.kernels (numerics as documented above; F32 results equal the reference's up to
+// float summation order, BF16 results are rounded at the same points).
+void linear(const Context& ctx, const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision,
+            const WeightVector* bias = nullptr);
+void rms_norm(const Context& ctx, const float* x, int64_t rows, int64_t dim, const WeightVector& weight, float eps,
+              float* out, Precision precision);
+void layer_norm(const Context& ctx, const float* x, int64_t rows, int64_t dim, const WeightVector& weight,
+                const WeightVector& bias, float eps, float* out, Precision precision);
+void gelu_tanh(const Context& ctx, const float* x, size_t count, float* out, Precision precision);
+void gelu_erf(const Context& ctx, const float* x, size_t count, float* out, Precision precision);
+void add_inplace(const Context& ctx, float* x, const float* y, size_t count, Precision precision);
+void silu_mul(const Context& ctx, const float* gate, const float* up, size_t count, float* out, Precision precision);
+void apply_rotary(const Context& ctx, float* x, int64_t rows, int64_t heads, int64_t head_dim, const float* cos,
+                  const float* sin, Precision precision);
+void causal_attention(const Context& ctx, const float* q, int64_t n, int64_t past, const float* k_cache,
+                      const float* v_cache, const AttentionShape& shape, float scale, float* out, Precision precision);
+void segment_attention(const Context& ctx, const float* q, const float* k, const float* v, const int64_t* cu_seqlens,
+                       int64_t num_segments, const AttentionShape& shape, float scale, float* out,
+                       Precision precision);
+
+// The scalar reference implementations (ops/reference.cpp): the ground truth of the kernel tests, and the kernel
+// set of processors without AVX2.
+namespace reference {
+void linear(const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision,
+            const WeightVector* bias = nullptr);
+void embedding(const WeightMatrix& table, const int32_t* ids, int64_t n, float* out);
+void rms_norm(const float* x, int64_t rows, int64_t dim, const WeightVector& weight, float eps, float* out,
+              Precision precision);
+void layer_norm(const float* x, int64_t rows, int64_t dim, const WeightVector& weight, const WeightVector& bias,
+                float eps, float* out, Precision precision);
+void gelu_tanh(const float* x, size_t count, float* out, Precision precision);
+void gelu_erf(const float* x, size_t count, float* out, Precision precision);
+void add_inplace(float* x, const float* y, size_t count, Precision precision);
+void silu_mul(const float* gate, const float* up, size_t count, float* out, Precision precision);
+void apply_rotary(float* x, int64_t rows, int64_t heads, int64_t head_dim, const float* cos, const float* sin,
+                  Precision precision);
+void causal_attention(const float* q, int64_t n, int64_t past, const float* k_cache, const float* v_cache,
+                      const AttentionShape& shape, float scale, float* out, Precision precision);
+void segment_attention(const float* q, const float* k, const float* v, const int64_t* cu_seqlens,
+                       int64_t num_segments, const AttentionShape& shape, float scale, float* out,
+                       Precision precision);
+}  // namespace reference
 
 }  // namespace ops
 }  // namespace qwen3vl

@@ -8,6 +8,7 @@
 
 namespace qwen3vl {
 namespace ops {
+namespace reference {
 namespace {
 
 // Four independent partial sums: the compiler vectorizes this, and the error stays at float accumulation level.
@@ -56,16 +57,18 @@ float sleef_expf(float d) {
 // 16 float lanes) computes it: e = exp(x - max); sum = lane-wise accumulation of e over 16 lanes (element j into
 // lane j % 16; rows shorter than 16 are summed in order) folded pairwise (lane i + lane i+8, then +4, +2, +1);
 // result e * (1 / sum). Measured bit-equal to torch's float32 softmax; a plain loop differs in the last bit.
-void softmax_like_torch_cpu(float* row, int64_t count) {
+// `row_length` >= count is the length of the row torch reduces: a causal row holds `count` visible scores followed
+// by masked ones (score + finfo.min, whose exp is 0), which change nothing but whether the lanes are used.
+void softmax_like_torch_cpu(float* row, int64_t count, int64_t row_length) {
   float max_value = -INFINITY;
   for (int64_t j = 0; j < count; ++j) max_value = std::max(max_value, row[j]);
   for (int64_t j = 0; j < count; ++j) row[j] = sleef_expf(row[j] - max_value);
   float sum = row[0];
-  if (count < 16) {
+  if (row_length < 16) {
     for (int64_t j = 1; j < count; ++j) sum += row[j];
   } else {
-    float lanes[16];
-    std::copy(row, row + 16, lanes);
+    float lanes[16] = {};
+    std::copy(row, row + std::min<int64_t>(count, 16), lanes);
     for (int64_t j = 16; j < count; ++j) lanes[j % 16] += row[j];
     for (int width = 8; width >= 1; width /= 2)
       for (int i = 0; i < width; ++i) lanes[i] += lanes[i + width];
@@ -217,20 +220,14 @@ void causal_attention(const float* q, int64_t n, int64_t past, const float* k_ca
     for (int64_t h = 0; h < shape.num_heads; ++h) {
       const float* qh = q + (i * shape.num_heads + h) * hd;
       const int64_t kv_head = h / group;
-      float max_score = -INFINITY;
       for (int64_t j = 0; j < visible; ++j) {
         const float raw = round_to(precision, dot(qh, k_cache + j * kv_stride + kv_head * hd, hd));
         scores[j] = round_to(precision, raw * scale);
-        max_score = std::max(max_score, scores[j]);
       }
-      float total = 0.f;
-      for (int64_t j = 0; j < visible; ++j) {
-        scores[j] = std::exp(scores[j] - max_score);
-        total += scores[j];
-      }
+      softmax_like_torch_cpu(scores.data(), visible, past + n);  // the row holds past+n keys, the rest masked
       std::fill(acc.begin(), acc.end(), 0.f);
       for (int64_t j = 0; j < visible; ++j) {
-        const float p = round_to(precision, scores[j] / total);
+        const float p = round_to(precision, scores[j]);
         const float* vj = v_cache + j * kv_stride + kv_head * hd;
         for (int64_t d = 0; d < hd; ++d) acc[d] += p * vj[d];
       }
@@ -260,7 +257,7 @@ void segment_attention(const float* q, const float* k, const float* v, const int
           const float raw = round_to(precision, dot(qh, k + j * kv_stride + kv_head * hd, hd));
           scores[j - begin] = round_to(precision, raw * scale);
         }
-        softmax_like_torch_cpu(scores.data(), end - begin);
+        softmax_like_torch_cpu(scores.data(), end - begin, end - begin);
         std::fill(acc.begin(), acc.end(), 0.f);
         for (int64_t j = begin; j < end; ++j) {
           const float p = round_to(precision, scores[j - begin]);
@@ -274,5 +271,6 @@ void segment_attention(const float* q, const float* k, const float* v, const int
   }
 }
 
+}  // namespace reference
 }  // namespace ops
 }  // namespace qwen3vl

@@ -56,7 +56,7 @@ TEST(ServerBrowser, UploadAskStreamAndScreenshot) {
       const answer = document.querySelector('.msg.assistant .content');
       if (answer) window.__lengths.push(answer.textContent.length);
     }).observe(document.getElementById('log'), {subtree: true, childList: true, characterData: true});
-    document.getElementById('max-tokens').value = '24';
+    document.getElementById('max-tokens').value = '256';  // long enough to span several frames at any speed
     document.getElementById('temperature').value = '0';
     document.getElementById('prompt').focus();
     true)");

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "bench_command.h"
 #include "core/error.h"
 #include "eval_command.h"
 #include "info_command.h"
@@ -21,6 +22,8 @@ int main(int argc, char** argv) {
   CLI::App* eval = qwen3vl::cli::add_eval_command(app, eval_options);
   qwen3vl::server::ServerOptions serve_options;
   CLI::App* serve = qwen3vl::cli::add_serve_command(app, serve_options);
+  qwen3vl::cli::BenchOptions bench_options;
+  CLI::App* bench = qwen3vl::cli::add_bench_command(app, bench_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -31,6 +34,7 @@ int main(int argc, char** argv) {
     if (info->parsed()) return qwen3vl::cli::info_command(info_options);
     if (eval->parsed()) return qwen3vl::cli::eval_command(eval_options);
     if (serve->parsed()) return qwen3vl::cli::serve_command(serve_options);
+    if (bench->parsed()) return qwen3vl::cli::bench_command(bench_options);
   } catch (const qwen3vl::Error& error) {
     std::fprintf(stderr, "error: %s\n", error.what());
     return 1;

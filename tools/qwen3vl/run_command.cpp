@@ -30,6 +30,8 @@ CLI::App* add_run_command(CLI::App& app, RunOptions& o) {
   run->add_option("--frequency-penalty", o.frequency_penalty, "Frequency penalty over the output (0 = off)");
   run->add_option("-s,--seed", o.seed, "Random seed (default: random)");
   run->add_option("--stop", o.stop, "Stop string (repeatable); the output ends before it");
+  run->add_option("-t,--threads", o.threads, "Threads (default: one per processor core)")
+      ->check(CLI::NonNegativeNumber);
   run->add_option("--reasoning-format", o.reasoning_format,
                   "Thinking checkpoints: 'separate' prints the reasoning to stderr and the answer to stdout, "
                   "'none' prints the reply as generated")
@@ -61,7 +63,9 @@ SamplingParams sampling_from(const RunOptions& o, const GenerationConfig& defaul
 
 int run_command(const RunOptions& o) {
   Stopwatch load_clock;
-  const auto model = load_model(o.model_dir);
+  LoadOptions load_options;
+  load_options.threads = o.threads;
+  const auto model = load_model(o.model_dir, load_options);
   const double load_seconds = load_clock.seconds();
 
   GenerationRequest request;

@@ -31,6 +31,7 @@ struct RunOptions {
   std::vector<std::string> stop;
   ImageOptions images;
   VideoCliOptions videos;
+  int threads = 0;  // 0: one per processor core
   std::string reasoning_format = "separate";  // Thinking checkpoints: "separate" (reasoning to stderr) or "none"
 };
 

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Write a Qwen3-VL-2B-shaped checkpoint with random bf16 weights, for `qwen3vl bench`. Not a fixture: never
+committed, written outside the repository (about 4.3 GB).
+
+Shapes are those of the released Qwen3-VL-2B-Instruct config.json: text hidden 2048, 28 layers, 16 query / 8 KV
+heads, head_dim 128, intermediate 6144, vocab 151936, tied embeddings, mrope_section [24, 20, 20], rope_theta 5e6;
+vision depth 24, hidden 1024, 16 heads, intermediate 4096, out_hidden 2048, patch 16, temporal patch 2, merge 2,
+48x48 learned position table, DeepStack [5, 11, 17]. The tokenizer is the real Qwen3 one (../shared/tokenizer),
+so `qwen3vl run` works on the checkpoint too (its replies are noise: the weights are random).
+
+Weights: norm weights U(0.5, 1.5), biases N(0, 0.1^2), token embedding N(0, 0.25^2), pos_embed N(0, 0.5^2),
+Linear / Conv N(0, 1/fan_in) (the scheme of scripts/reference/make_tiny_checkpoints.py), one seeded generator per
+tensor, so the file is the same on every run. Tensors are generated from the model's parameter list built on the
+meta device (no 8 GB float32 model in memory) and written in ~2 GB safetensors shards with an index.
+
+Usage: /work/venv/bin/python scripts/bench/make_bench_checkpoint.py [--out /work/bench-models/qwen3vl-2b-bf16]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import zlib
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED_TOKENIZER = REPO.parent / "shared" / "tokenizer" / "qwen3"
+CHAT_TEMPLATE = REPO / "scripts" / "reference" / "templates" / "qwen3vl_instruct.jinja"
+SEED = 2026
+SHARD_BYTES = 2 * 1024**3
+
+TEXT = dict(
+    vocab_size=151936, hidden_size=2048, num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=8,
+    head_dim=128, intermediate_size=6144, rms_norm_eps=1e-6, max_position_embeddings=262144, hidden_act="silu",
+    attention_bias=False, tie_word_embeddings=True, bos_token_id=151643, eos_token_id=151645,
+    rope_parameters={"rope_type": "default", "rope_theta": 5000000.0, "mrope_section": [24, 20, 20],
+                     "mrope_interleaved": True},
+)
+VISION = dict(
+    depth=24, hidden_size=1024, num_heads=16, intermediate_size=4096, out_hidden_size=2048, patch_size=16,
+    temporal_patch_size=2, spatial_merge_size=2, in_channels=3, num_position_embeddings=2304,
+    deepstack_visual_indexes=[5, 11, 17], hidden_act="gelu_pytorch_tanh",
+)
+IDS = dict(image_token_id=151655, video_token_id=151656, vision_start_token_id=151652, vision_end_token_id=151653)
+
+
+def random_tensor(name: str, shape: tuple[int, ...]) -> torch.Tensor:
+    g = torch.Generator()
+    g.manual_seed((SEED * 1_000_003 + zlib.crc32(name.encode())) % (2**63))
+    parent, leaf = name.split(".")[-2], name.rsplit(".", 1)[-1]
+    if ("norm" in parent) and leaf == "weight":
+        v = torch.rand(shape, generator=g) + 0.5
+    elif leaf == "bias":
+        v = torch.randn(shape, generator=g) * 0.1
+    elif name.endswith("embed_tokens.weight"):
+        v = torch.randn(shape, generator=g) * 0.25
+    elif name.endswith("pos_embed.weight"):
+        v = torch.randn(shape, generator=g) * 0.5
+    else:
+        v = torch.randn(shape, generator=g) / math.sqrt(math.prod(shape[1:]))
+    return v.to(torch.bfloat16)
+
+
+def write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("/work/bench-models/qwen3vl-2b-bf16"))
+    args = ap.parse_args()
+    out = args.out.resolve()
+    if REPO in out.parents or out == REPO:
+        sys.exit(f"{out}: write benchmark checkpoints outside the repository")
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+
+    config = Qwen3VLConfig(text_config=dict(TEXT), vision_config=dict(VISION), tie_word_embeddings=True, **IDS)
+    config.dtype = torch.bfloat16
+    with torch.device("meta"):
+        model = Qwen3VLForConditionalGeneration(config)
+    params = {name: tuple(p.shape) for name, p in model.state_dict().items()}
+    params.pop("lm_head.weight", None)  # tied to model.language_model.embed_tokens.weight
+    total = sum(math.prod(s) for s in params.values())
+    print(f"{len(params)} tensors, {total / 1e9:.3f} B parameters, {2 * total / 1e9:.2f} GB bf16")
+
+    weight_map, shard, shard_bytes, shards = {}, {}, 0, []
+
+    def flush() -> None:
+        nonlocal shard, shard_bytes
+        if not shard:
+            return
+        shards.append(dict(shard))
+        shard, shard_bytes = {}, 0
+
+    for name in sorted(params):
+        t = random_tensor(name, params[name])
+        if shard_bytes + 2 * t.numel() > SHARD_BYTES:
+            flush()
+        shard[name] = t
+        shard_bytes += 2 * t.numel()
+    flush()
+    for i, tensors in enumerate(shards):
+        file = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+        save_file(tensors, out / file, metadata={"format": "pt"})
+        weight_map.update({name: file for name in tensors})
+        print(f"wrote {file} ({len(tensors)} tensors)")
+    write_json(out / "model.safetensors.index.json",
+               {"metadata": {"total_size": 2 * total}, "weight_map": dict(sorted(weight_map.items()))})
+
+    write_json(out / "config.json", config.to_dict())
+    write_json(out / "generation_config.json",
+               {"bos_token_id": 151643, "eos_token_id": [151645, 151643], "pad_token_id": 151643,
+                "do_sample": True, "temperature": 0.7, "top_k": 20, "top_p": 0.8})
+    write_json(out / "preprocessor_config.json", {
+        "size": {"longest_edge": 16777216, "shortest_edge": 65536}, "patch_size": 16, "temporal_patch_size": 2,
+        "merge_size": 2, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
+        "processor_class": "Qwen3VLProcessor", "image_processor_type": "Qwen2VLImageProcessorFast"})
+    shutil.copy(SHARED_TOKENIZER / "tokenizer.json", out / "tokenizer.json")
+    tok_config = json.loads((SHARED_TOKENIZER / "tokenizer_config.json").read_text(encoding="utf-8"))
+    tok_config.pop("chat_template", None)
+    write_json(out / "tokenizer_config.json", tok_config)
+    if CHAT_TEMPLATE.exists():
+        write_json(out / "chat_template.json", {"chat_template": CHAT_TEMPLATE.read_text(encoding="utf-8")})
+    print(f"checkpoint written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

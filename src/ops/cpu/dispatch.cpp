@@ -1,0 +1,429 @@
+// The op interface over the CPU kernel sets: picks the set (once, from cpuid), splits each op into ranges over the
+// context's thread pool, and owns the per-thread scratch memory.
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "ops/cpu/kernels.h"
+#include "ops/ops.h"
+
+namespace qwen3vl {
+namespace ops {
+namespace cpu {
+namespace {
+
+#if defined(__x86_64__) || defined(__i386__)
+// The OS saves the vector registers named by `mask` (XCR0) on context switches; only valid with OSXSAVE.
+bool os_saves(uint64_t mask) {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return false;
+  uint32_t lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return ((static_cast<uint64_t>(hi) << 32 | lo) & mask) == mask;
+}
+#endif
+
+// Scalar set: the reference, whole ops on the calling thread.
+const Kernels kScalar = [] {
+  Kernels k;
+  k.isa = Isa::Scalar;
+  k.name = "scalar";
+  k.threaded = false;
+  k.rms_norm = reference::rms_norm;
+  k.layer_norm = reference::layer_norm;
+  k.gelu_tanh = reference::gelu_tanh;
+  k.gelu_erf = reference::gelu_erf;
+  k.add_inplace = reference::add_inplace;
+  k.silu_mul = reference::silu_mul;
+  k.apply_rotary = reference::apply_rotary;
+  return k;
+}();
+
+const Kernels& kernels_of(const Context& ctx) { return ctx.kernels ? *ctx.kernels : best_kernels(); }
+
+int threads_of(const Context& ctx) { return ctx.pool ? ctx.pool->size() : 1; }
+
+// Runs fn(begin, end) over [0, total) cut into pieces of whole `granule`s, a few per thread (the pool hands them out
+// dynamically, which evens out threads slowed by other work on the machine).
+template <typename Fn>
+void split(const Context& ctx, int64_t total, int64_t granule, int64_t min_piece, Fn&& fn) {
+  const int threads = threads_of(ctx);
+  if (threads == 1 || total <= min_piece) {
+    fn(int64_t{0}, total);
+    return;
+  }
+  const int64_t units = (total + granule - 1) / granule;
+  const int64_t max_pieces = std::max<int64_t>(1, total / std::max<int64_t>(min_piece, 1));
+  const int64_t pieces = std::min<int64_t>({units, max_pieces, int64_t{4} * threads});
+  const int64_t per_piece = (units + pieces - 1) / pieces;
+  const int64_t count = (units + per_piece - 1) / per_piece;
+  ctx.pool->parallel_for(count, [&](int64_t piece, int) {
+    const int64_t begin = piece * per_piece * granule;
+    const int64_t end = std::min(total, (piece + 1) * per_piece * granule);
+    if (begin < end) fn(begin, end);
+  });
+}
+
+// Element-wise ops are split only when large enough to pay for the hand-off.
+constexpr int64_t kMinElements = 1 << 15;
+
+}  // namespace
+
+Isa detect_isa() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("fma") &&
+                      __builtin_cpu_supports("f16c");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  if (avx512 && avx512_kernels() && os_saves(0xe6)) return Isa::Avx512;  // XMM | YMM | opmask | ZMM state
+  if (avx2 && avx2_kernels() && os_saves(0x6)) return Isa::Avx2;
+#endif
+  return Isa::Scalar;
+}
+
+const Kernels& scalar_kernels() { return kScalar; }
+
+const Kernels* avx2_kernels() {
+  static const Kernels kernels = [] {
+    Kernels k;
+    k.isa = Isa::Avx2;
+    k.name = "avx2";
+    return fill_avx2_kernels(k) ? k : Kernels{};
+  }();
+  return kernels.linear_columns ? &kernels : nullptr;
+}
+
+const Kernels* avx512_kernels() {
+  static const Kernels kernels = [] {
+    Kernels k;
+    k.isa = Isa::Avx512;
+    k.name = "avx512";
+    return fill_avx512_kernels(k) ? k : Kernels{};
+  }();
+  return kernels.linear_columns ? &kernels : nullptr;
+}
+
+const Kernels* kernels_for(Isa isa) {
+  static const Isa best = detect_isa();
+  if (isa == Isa::Scalar) return &kScalar;
+  if (isa == Isa::Avx2) return best == Isa::Scalar ? nullptr : avx2_kernels();
+  return best == Isa::Avx512 ? avx512_kernels() : nullptr;
+}
+
+const Kernels& best_kernels() {
+  static const Kernels* best = kernels_for(detect_isa());
+  return *best;
+}
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Avx512: return "avx512";
+    case Isa::Avx2: return "avx2";
+    case Isa::Scalar: break;
+  }
+  return "scalar";
+}
+
+Isa parse_isa(const char* name) {
+  for (Isa isa : {Isa::Avx512, Isa::Avx2, Isa::Scalar})
+    if (std::strcmp(name, isa_name(isa)) == 0) return isa;
+  throw_error("unknown instruction set '", name, "' (expected avx512, avx2 or scalar)");
+}
+
+namespace {
+std::atomic<int64_t> scratch_allocation_count{0};
+}  // namespace
+
+int64_t scratch_allocations() { return scratch_allocation_count.load(); }
+
+void* thread_scratch(int slot, size_t bytes) {
+  struct Buffer {
+    void* data = nullptr;
+    size_t size = 0;
+    ~Buffer() { std::free(data); }
+  };
+  thread_local Buffer buffers[8];
+  Buffer& b = buffers[slot];
+  if (b.size < bytes) {
+    std::free(b.data);
+    // Doubling from 256 KiB: a buffer that grows with the context (attention scores) is rarely reallocated.
+    b.size = std::max({bytes, 2 * b.size, size_t{1} << 18});
+    b.size = (b.size + 63) / 64 * 64;
+    b.data = std::aligned_alloc(64, b.size);
+    if (!b.data) throw std::bad_alloc();
+    scratch_allocation_count.fetch_add(1);
+  }
+  return b.data;
+}
+
+}  // namespace cpu
+
+// ---------------------------------------------------------------------------------------------------------------
+// The ops.
+
+void linear(const Context& ctx, const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision,
+            const WeightVector* bias) {
+  const cpu::Kernels& k = cpu::kernels_of(ctx);
+  if (!k.linear_columns) return reference::linear(x, n, w, y, precision, bias);
+  if (n <= 0 || w.rows <= 0) return;
+  cpu::LinearJob job;
+  job.x = x;
+  job.n = n;
+  job.w = &w;
+  job.y = y;
+  job.precision = precision;
+  if (bias) {  // slot 2: the bias in float
+    float* b = static_cast<float*>(cpu::thread_scratch(2, static_cast<size_t>(w.rows) * sizeof(float)));
+    convert_to_f32(bias->dtype, bias->data, b, static_cast<size_t>(w.rows));
+    job.bias = b;
+  }
+  // bf16 dot products only where they are exact: every input a bf16 value (the check and the packing of x are
+  // split over the threads when x is large).
+  const int64_t elements = n * w.cols;
+  if (k.linear_bf16_capable(job)) {
+    if (elements < cpu::kMinElements * 4 || cpu::threads_of(ctx) == 1) {
+      job.bf16_dot = k.all_bf16(x, elements);
+    } else {
+      std::atomic<bool> exact{true};
+      cpu::split(ctx, n, 1, std::max<int64_t>(1, cpu::kMinElements / w.cols), [&](int64_t r0, int64_t r1) {
+        if (exact.load(std::memory_order_relaxed) && !k.all_bf16(x + r0 * w.cols, (r1 - r0) * w.cols))
+          exact = false;
+      });
+      job.bf16_dot = exact.load();
+    }
+  }
+  const size_t bytes = k.linear_prepare_bytes(job);
+  if (bytes) {
+    void* packed = cpu::thread_scratch(3, bytes);  // slot 3: packed x
+    const int64_t rows_per_piece = std::max<int64_t>(1, cpu::kMinElements / w.cols);
+    cpu::split(elements < cpu::kMinElements * 4 ? Context{} : ctx, n, k.linear_row_granule(job), rows_per_piece,
+               [&](int64_t r0, int64_t r1) { k.linear_pack_x(job, packed, r0, r1); });
+    job.packed_x = packed;
+  }
+  const int64_t granule = k.linear_granule(job);
+  // Pieces of at least ~64K multiply-adds, so tiny matrices stay on one thread.
+  const int64_t min_cols = std::max<int64_t>(granule, (int64_t{1} << 16) / std::max<int64_t>(1, n * w.cols));
+  cpu::split(ctx, w.rows, granule, min_cols, [&](int64_t j0, int64_t j1) { k.linear_columns(job, j0, j1); });
+}
+
+void rms_norm(const Context& ctx, const float* x, int64_t rows, int64_t dim, const WeightVector& weight, float eps,
+              float* out, Precision precision) {
+  const cpu::Kernels& k = cpu::kernels_of(ctx);
+  const int64_t min_rows = std::max<int64_t>(1, cpu::kMinElements / std::max<int64_t>(dim, 1));
+  cpu::split(k.threaded ? ctx : Context{}, rows, 1, min_rows, [&](int64_t r0, int64_t r1) {
+    k.rms_norm(x + r0 * dim, r1 - r0, dim, weight, eps, out + r0 * dim, precision);
+  });
+}
+
+void layer_norm(const Context& ctx, const float* x, int64_t rows, int64_t dim, const WeightVector& weight,
+                const WeightVector& bias, float eps, float* out, Precision precision) {
+  const cpu::Kernels& k = cpu::kernels_of(ctx);
+  const int64_t min_rows = std::max<int64_t>(1, cpu::kMinElements / std::max<int64_t>(dim, 1));
+  cpu::split(k.threaded ? ctx : Context{}, rows, 1, min_rows, [&](int64_t r0, int64_t r1) {
+    k.layer_norm(x + r0 * dim, r1 - r0, dim, weight, bias, eps, out + r0 * dim, precision);
+  });
+}
+
+namespace {
+template <typename Fn>
+void elementwise(const Context& ctx, const cpu::Kernels& k, size_t count, Fn&& fn) {
+  cpu::split(k.threaded ? ctx : Context{}, static_cast<int64_t>(count), 64, cpu::kMinElements,
+             [&](int64_t i0, int64_t i1) { fn(static_cast<size_t>(i0), static_cast<size_t>(i1 - i0)); });
+}
+}  // namespace
+
+void gelu_tanh(const Context& ctx, const float* x, size_t count, float* out, Precision precision) {
+  const cpu::Kernels& k = cpu::kernels_of(ctx);
+  elementwise(ctx, k, count, [&](size_t i, size_t c) { k.gelu_tanh(x + i, c, out + i, precision); });
+}
+
+void gelu_erf(const Context& ctx, const float* x, size_t count, float* out, Precision precision) {
+  const cpu::Kernels& k = cpu::kernels_of(ctx);
+  elementwise(ctx, k, count, [&](size_t i, size_t c) { k.gelu_erf(x + i, c, out + i, precision); });
+}
+
+void add_inplace(const Context& ctx, float* x, const float* y, size_t count, Precision precision) {
+  const cpu::Kernels& k = cpu::kernels_of(ctx);
+  elementwise(ctx, k, count, [&](size_t i, size_t c) { k.add_inplace(x + i, y + i, c, precision); });
+}
+
+void silu_mul(const Context& ctx, const float* gate, const float* up, size_t count, float* out, Precision precision) {
+  const cpu::Kernels& k = cpu::kernels_of(ctx);
+  elementwise(ctx, k, count, [&](size_t i, size_t c) { k.silu_mul(gate + i, up + i, c, out + i, precision); });
+}
+
+void apply_rotary(const Context& ctx, float* x, int64_t rows, int64_t heads, int64_t head_dim, const float* cos,
+                  const float* sin, Precision precision) {
+  const cpu::Kernels& k = cpu::kernels_of(ctx);
+  const int64_t min_rows = std::max<int64_t>(1, cpu::kMinElements / std::max<int64_t>(heads * head_dim, 1));
+  cpu::split(k.threaded ? ctx : Context{}, rows, 1, min_rows, [&](int64_t r0, int64_t r1) {
+    k.apply_rotary(x + r0 * heads * head_dim, r1 - r0, heads, head_dim, cos + r0 * head_dim, sin + r0 * head_dim,
+                   precision);
+  });
+}
+
+namespace {
+// Query rows per attention piece: long prompts and segments are cut so that every thread gets work; keys and values
+// are packed once per KV head and segment before the pieces run (slot 7 of the calling thread's scratch).
+constexpr int64_t kAttentionRows = 128;
+
+template <typename Fn>
+void run_tasks(const Context& ctx, int64_t tasks, Fn&& fn) {
+  if (ctx.pool) {
+    ctx.pool->parallel_for(tasks, fn);
+  } else {
+    for (int64_t t = 0; t < tasks; ++t) fn(t, 0);
+  }
+}
+}  // namespace
+
+void causal_attention(const Context& ctx, const float* q, int64_t n, int64_t past, const float* k_cache,
+                      const float* v_cache, const AttentionShape& shape, float scale, float* out,
+                      Precision precision) {
+  const cpu::Kernels& k = cpu::kernels_of(ctx);
+  if (!k.attention) return reference::causal_attention(q, n, past, k_cache, v_cache, shape, scale, out, precision);
+  cpu::AttentionJob job;
+  job.q = q;
+  job.k = k_cache;
+  job.v = v_cache;
+  job.out = out;
+  job.shape = shape;
+  job.scale = scale;
+  job.precision = precision;
+  job.causal = true;
+  job.past = past;
+  job.n = n;
+  const int64_t heads = shape.num_kv_heads;
+  const size_t bytes = (k.attention_pack_bytes(job, n, past + n) + 63) / 64 * 64;
+  char* packed = bytes ? static_cast<char*>(cpu::thread_scratch(7, bytes * static_cast<size_t>(heads))) : nullptr;
+  if (packed)
+    run_tasks(ctx, heads, [&](int64_t h, int) { k.attention_pack(job, h, 0, n, 0, past + n, packed + h * bytes); });
+  const int64_t chunks = (n + kAttentionRows - 1) / kAttentionRows;
+  run_tasks(ctx, heads * chunks, [&](int64_t t, int) {
+    const int64_t h = t % heads;
+    const int64_t q0 = (t / heads) * kAttentionRows, q1 = std::min(n, q0 + kAttentionRows);
+    k.attention(job, packed ? packed + h * bytes : nullptr, h, q0, q1, 0, past + q1);
+  });
+}
+
+void segment_attention(const Context& ctx, const float* q, const float* k_rows, const float* v,
+                       const int64_t* cu_seqlens, int64_t num_segments, const AttentionShape& shape, float scale,
+                       float* out, Precision precision) {
+  const cpu::Kernels& k = cpu::kernels_of(ctx);
+  if (!k.attention)
+    return reference::segment_attention(q, k_rows, v, cu_seqlens, num_segments, shape, scale, out, precision);
+  cpu::AttentionJob job;
+  job.q = q;
+  job.k = k_rows;
+  job.v = v;
+  job.out = out;
+  job.shape = shape;
+  job.scale = scale;
+  job.precision = precision;
+  const int64_t heads = shape.num_kv_heads;
+  // Packed keys and values of (segment s, kv head h) at packed + (offset[s] + h * bytes[s]).
+  auto segment_bytes = [&](int64_t s) {
+    const int64_t len = cu_seqlens[s + 1] - cu_seqlens[s];
+    return (k.attention_pack_bytes(job, len, len) + 63) / 64 * 64;
+  };
+  size_t total = 0;
+  int64_t pieces = 0;
+  for (int64_t s = 0; s < num_segments; ++s) {
+    total += segment_bytes(s) * static_cast<size_t>(heads);
+    pieces += (cu_seqlens[s + 1] - cu_seqlens[s] + kAttentionRows - 1) / kAttentionRows;
+  }
+  char* packed = total ? static_cast<char*>(cpu::thread_scratch(7, total)) : nullptr;
+  // Segment and byte offset of task groups; segments are few (one per image or temporal slice).
+  auto locate = [&](int64_t piece, int64_t* segment, int64_t* q0, size_t* offset) {
+    size_t off = 0;
+    for (int64_t s = 0; s < num_segments; ++s) {
+      const int64_t count = (cu_seqlens[s + 1] - cu_seqlens[s] + kAttentionRows - 1) / kAttentionRows;
+      if (piece < count) {
+        *segment = s;
+        *q0 = cu_seqlens[s] + piece * kAttentionRows;
+        *offset = off;
+        return;
+      }
+      piece -= count;
+      off += segment_bytes(s) * static_cast<size_t>(heads);
+    }
+  };
+  if (packed) {
+    size_t offset = 0;
+    for (int64_t s = 0; s < num_segments; ++s) {
+      const size_t bytes = segment_bytes(s);
+      if (bytes) {
+        const int64_t begin = cu_seqlens[s], end = cu_seqlens[s + 1];
+        char* base = packed + offset;
+        run_tasks(ctx, heads,
+                  [&](int64_t h, int) { k.attention_pack(job, h, begin, end, begin, end, base + h * bytes); });
+      }
+      offset += bytes * static_cast<size_t>(heads);
+    }
+  }
+  run_tasks(ctx, pieces * heads, [&](int64_t t, int) {
+    int64_t s = 0, q0 = 0;
+    size_t offset = 0;
+    locate(t / heads, &s, &q0, &offset);
+    const int64_t h = t % heads;
+    const int64_t begin = cu_seqlens[s], end = cu_seqlens[s + 1];
+    const size_t bytes = segment_bytes(s);
+    k.attention(job, bytes ? packed + offset + h * bytes : nullptr, h, q0, std::min(end, q0 + kAttentionRows), begin,
+                end);
+  });
+}
+
+// The Context-free ops: the best kernels on the calling thread.
+void linear(const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision,
+            const WeightVector* bias) {
+  linear(Context{}, x, n, w, y, precision, bias);
+}
+void embedding(const WeightMatrix& table, const int32_t* ids, int64_t n, float* out) {
+  reference::embedding(table, ids, n, out);
+}
+void rms_norm(const float* x, int64_t rows, int64_t dim, const WeightVector& weight, float eps, float* out,
+              Precision precision) {
+  rms_norm(Context{}, x, rows, dim, weight, eps, out, precision);
+}
+void layer_norm(const float* x, int64_t rows, int64_t dim, const WeightVector& weight, const WeightVector& bias,
+                float eps, float* out, Precision precision) {
+  layer_norm(Context{}, x, rows, dim, weight, bias, eps, out, precision);
+}
+void gelu_tanh(const float* x, size_t count, float* out, Precision precision) {
+  gelu_tanh(Context{}, x, count, out, precision);
+}
+void gelu_erf(const float* x, size_t count, float* out, Precision precision) {
+  gelu_erf(Context{}, x, count, out, precision);
+}
+void add_inplace(float* x, const float* y, size_t count, Precision precision) {
+  add_inplace(Context{}, x, y, count, precision);
+}
+void silu_mul(const float* gate, const float* up, size_t count, float* out, Precision precision) {
+  silu_mul(Context{}, gate, up, count, out, precision);
+}
+void apply_rotary(float* x, int64_t rows, int64_t heads, int64_t head_dim, const float* cos, const float* sin,
+                  Precision precision) {
+  apply_rotary(Context{}, x, rows, heads, head_dim, cos, sin, precision);
+}
+void causal_attention(const float* q, int64_t n, int64_t past, const float* k_cache, const float* v_cache,
+                      const AttentionShape& shape, float scale, float* out, Precision precision) {
+  causal_attention(Context{}, q, n, past, k_cache, v_cache, shape, scale, out, precision);
+}
+void segment_attention(const float* q, const float* k, const float* v, const int64_t* cu_seqlens,
+                       int64_t num_segments, const AttentionShape& shape, float scale, float* out,
+                       Precision precision) {
+  segment_attention(Context{}, q, k, v, cu_seqlens, num_segments, shape, scale, out, precision);
+}
+
+}  // namespace ops
+}  // namespace qwen3vl

@@ -1,0 +1,37 @@
+// `qwen3vl bench -m DIR`: fixed, documented measurements of one checkpoint, in llama-bench's terms.
+//   pp<N>   prompt processing: one decoder forward over N random token ids (empty cache, logits of the last row);
+//           N / seconds tok/s
+//   tg<N>   text generation: N single-token decoder forwards from an empty cache, each feeding back the argmax of
+//           the last logits; N / seconds tok/s
+//   img<W>x<H> image encode: a synthetic RGB image of W x H pixels through the real preprocessing (smart_resize,
+//           resize, normalize, patchify) and the vision tower (blocks, mergers, DeepStack); seconds per image
+// Every test runs --warmup times untimed, then -r times; the report gives mean and sample standard deviation, the
+// conditions (processor, kernels, threads, dtype) and the peak resident set (getrusage; mapped weight pages that
+// were touched count). Markdown by default, one JSON object with --json.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace qwen3vl {
+namespace cli {
+
+struct BenchOptions {
+  std::string model_dir;
+  int repetitions = 3;
+  int warmup = 1;
+  int threads = 0;                 // 0: one per processor core
+  std::string isa;                 // kernel set: "" (best the processor has), "avx512", "avx2", "scalar"
+  std::vector<int64_t> prompt = {512};
+  std::vector<int64_t> generate = {128};
+  std::vector<std::string> images = {"448x448", "1024x768"};
+  bool json = false;
+};
+
+CLI::App* add_bench_command(CLI::App& app, BenchOptions& options);
+int bench_command(const BenchOptions& options);
+
+}  // namespace cli
+}  // namespace qwen3vl
