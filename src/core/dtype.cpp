@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "core/error.h"
+
 namespace qwen3vl {
 
 size_t dtype_size(DType dtype) {
@@ -9,6 +11,9 @@ size_t dtype_size(DType dtype) {
     case DType::F32: return 4;
     case DType::F16: return 2;
     case DType::BF16: return 2;
+    case DType::U8: return 1;
+    case DType::Q8:
+    case DType::Q4: break;
   }
   return 0;
 }
@@ -18,6 +23,9 @@ const char* dtype_name(DType dtype) {
     case DType::F32: return "F32";
     case DType::F16: return "F16";
     case DType::BF16: return "BF16";
+    case DType::U8: return "U8";
+    case DType::Q8: return "Q8";
+    case DType::Q4: return "Q4";
   }
   return "?";
 }
@@ -79,7 +87,15 @@ void convert_to_f32(DType dtype, const void* src, float* dst, size_t count) {
       for (size_t i = 0; i < count; ++i) dst[i] = f16_to_f32(in[i]);
       return;
     }
+    case DType::U8: {
+      const auto* in = static_cast<const uint8_t*>(src);
+      for (size_t i = 0; i < count; ++i) dst[i] = in[i];
+      return;
+    }
+    case DType::Q8:
+    case DType::Q4: break;
   }
+  throw_error("internal: convert_to_f32 of the block format ", dtype_name(dtype));
 }
 
 }  // namespace qwen3vl

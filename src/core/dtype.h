@@ -8,10 +8,13 @@
 
 namespace qwen3vl {
 
-enum class DType { F32, F16, BF16 };
+// F32, F16, BF16: element types of checkpoints. U8: raw bytes (how quantized tensors are stored in safetensors).
+// Q8, Q4: block-quantized weight formats made at load or by `qwen3vl quantize` (layout in ops/quant.h); they have
+// no per-element size and are read only by ops::linear.
+enum class DType { F32, F16, BF16, U8, Q8, Q4 };
 
-size_t dtype_size(DType dtype);
-const char* dtype_name(DType dtype);  // safetensors spelling: "F32", "F16", "BF16"
+size_t dtype_size(DType dtype);       // bytes per element; 0 for the block formats Q8 and Q4
+const char* dtype_name(DType dtype);  // safetensors spelling: "F32", "F16", "BF16", "U8"; "Q8", "Q4"
 
 inline float bf16_to_f32(uint16_t bits) {
   uint32_t wide = static_cast<uint32_t>(bits) << 16;
@@ -35,7 +38,7 @@ inline float round_to_bf16(float value) { return bf16_to_f32(f32_to_bf16(value))
 float f16_to_f32(uint16_t bits);
 uint16_t f32_to_f16(float value);
 
-// Converts `count` elements of `dtype` at `src` to float.
+// Converts `count` elements of `dtype` (F32, F16, BF16 or U8) at `src` to float.
 void convert_to_f32(DType dtype, const void* src, float* dst, size_t count);
 
 }  // namespace qwen3vl

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <vector>
 
+#include "core/error.h"
 #include "ops/ops.h"
+#include "ops/quant.h"
 
 namespace qwen3vl {
 namespace ops {
@@ -102,8 +104,41 @@ static void linear_input_major(const float* x, int64_t n, const WeightMatrix& w,
     }
 }
 
+// A block-quantized weight (ops/quant.h): x quantized per block of 32, integer dot products per block, scaled by
+// w_scale * x_scale and summed in float in block order.
+static void linear_quantized(const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision,
+                             const WeightVector* bias) {
+  const int64_t blocks = quant_blocks(w.cols);
+  std::vector<int8_t> xq(static_cast<size_t>(blocks * kQuantBlock));
+  std::vector<float> x_scale(static_cast<size_t>(blocks));
+  const uint16_t* scales = quant_scales(w);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t k0 = b * kQuantBlock;
+      const int count = static_cast<int>(std::clamp<int64_t>(w.cols - k0, 0, kQuantBlock));
+      x_scale[b] = quantize_x_block(x + i * w.cols + std::min(k0, w.cols), count, xq.data() + k0);
+    }
+    for (int64_t j = 0; j < w.rows; ++j) {
+      const uint16_t* row_scales = scales + j * blocks;
+      float acc = 0.f;
+      for (int64_t b = 0; b < blocks; ++b) {
+        const float ws = f16_to_f32(row_scales[b]);
+        int32_t dot = 0;
+        for (int64_t k = b * kQuantBlock; k < std::min(w.cols, (b + 1) * kQuantBlock); ++k)
+          dot += static_cast<int32_t>(xq[k]) * quant_code(w, j, k);
+        acc += (ws * x_scale[b]) * static_cast<float>(dot);
+      }
+      y[i * w.rows + j] = round_to(precision, bias ? acc + weight_at(*bias, j) : acc);
+    }
+  }
+}
+
 void linear(const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision,
             const WeightVector* bias) {
+  if (is_quantized(w.dtype)) {
+    if (w.layout != WeightLayout::OutIn) throw_error("internal: a quantized weight must be stored out-major");
+    return linear_quantized(x, n, w, y, precision, bias);
+  }
   if (w.layout == WeightLayout::InOut) return linear_input_major(x, n, w, y, precision, bias);
   std::vector<float> row(static_cast<size_t>(w.cols));
   const size_t row_bytes = static_cast<size_t>(w.cols) * dtype_size(w.dtype);

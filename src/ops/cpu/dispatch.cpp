@@ -82,7 +82,8 @@ Isa detect_isa() {
   __builtin_cpu_init();
   const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                      __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("fma") &&
+                      __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vnni") &&
+                      __builtin_cpu_supports("fma") &&
                       __builtin_cpu_supports("f16c");
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
   if (avx512 && avx512_kernels() && os_saves(0xe6)) return Isa::Avx512;  // XMM | YMM | opmask | ZMM state

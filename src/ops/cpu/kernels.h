@@ -1,6 +1,6 @@
 // The CPU kernel sets behind the op interface, one thin table of function pointers per instruction set, chosen
 // once at startup from cpuid (best_kernels) or named explicitly (tests, `qwen3vl bench --isa`):
-//   avx512  AVX-512 F/BW/VL/DQ + AVX512_BF16 (kernels_avx512.cpp, compiled with those flags only)
+//   avx512  AVX-512 F/BW/VL/DQ + AVX512_BF16 + AVX512_VNNI (kernels_avx512.cpp, compiled with those flags only)
 //   avx2    AVX2 + FMA + F16C                  (kernels_avx2.cpp)
 //   scalar  the reference implementations of ops/reference.cpp, single-threaded
 // The AVX2 and AVX-512 files share their algorithms (kernels_impl.inc) over a small vector vocabulary
@@ -114,7 +114,8 @@ Isa parse_isa(const char* name);
 
 // Per-thread scratch memory for the kernels: 64-byte aligned, grown on demand and kept for the thread's life, so a
 // steady decode loop allocates nothing. `slot` < 8 picks one of independent buffers: 0 linear weight panels,
-// 2 linear bias, 3 linear packed x, 5 attention scores, 6 attention rows, 7 packed keys and values.
+// 1 quantized weight rows unpacked for a panel, 2 linear bias, 3 linear packed x, 5 attention scores, 6 attention
+// rows, 7 packed keys and values.
 void* thread_scratch(int slot, size_t bytes);
 // How many times any thread's scratch was (re)allocated so far (tests check that a warm decode loop adds none).
 int64_t scratch_allocations();

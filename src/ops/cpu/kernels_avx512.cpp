@@ -1,8 +1,8 @@
-// The AVX-512 kernel set (F/BW/VL/DQ + AVX512_BF16 + FMA + F16C). This file alone is compiled with those flags
+// The AVX-512 kernel set (F/BW/VL/DQ + AVX512_BF16 + AVX512_VNNI + FMA + F16C). This file alone is compiled with those flags
 // (CMakeLists.txt); nothing here is reachable unless detect_isa() found the instructions.
 #include "ops/cpu/kernels.h"
 
-#if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BF16__)
+#if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BF16__) && defined(__AVX512VNNI__)
 #include <immintrin.h>
 
 namespace qwen3vl {
