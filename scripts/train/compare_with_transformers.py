@@ -11,7 +11,7 @@
 For every item whose generated token ids differ, the report names the first differing step and transformers' logit
 margin there: logit(transformers' token) - logit(engine's token) (a small margin means a near tie that float
 rounding can flip). The prompt is built exactly as the engine builds it: the Instruct chat template, the images
-first in the user turn, multiple-choice options and the instruction appended to the question.
+first in the user turn (then the video for video items), multiple-choice options and the instruction appended to the question.
 """
 from __future__ import annotations
 
@@ -35,10 +35,20 @@ def user_text(item: dict) -> str:
 
 @torch.no_grad()
 def greedy(model, processor, item: dict, base: Path, max_new: int, eos: set):
-    img = Image.open(base / item["image"]).convert("RGB")
-    msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": user_text(item)}]}]
+    content, kwargs = [], {}
+    if "image" in item:
+        content.append({"type": "image"})
+        kwargs["images"] = [Image.open(base / item["image"]).convert("RGB")]
+    if "video" in item:  # the file itself: transformers decodes it (torchcodec) and samples frames (fps from the
+        content.append({"type": "video"})  # checkpoint's video_preprocessor_config.json unless the item sets one)
+        kwargs["videos"] = [str(base / item["video"])]
+        if item.get("fps"):
+            kwargs["fps"] = item["fps"]
+        if item.get("num_frames"):
+            kwargs["num_frames"] = item["num_frames"]
+    msgs = [{"role": "user", "content": content + [{"type": "text", "text": user_text(item)}]}]
     text = processor.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-    enc = processor(text=[text], images=[img], return_tensors="pt")
+    enc = processor(text=[text], return_tensors="pt", **kwargs)
     out = model.generate(**enc, max_new_tokens=max_new, do_sample=False, output_logits=True,
                          return_dict_in_generate=True)
     n = enc["input_ids"].shape[1]
@@ -70,7 +80,8 @@ def main() -> int:
     for line in args.data.read_text(encoding="utf-8").splitlines():
         try:
             it = json.loads(line)
-            if "image" in it and (base / it["image"]).exists():
+            media = it.get("image") or it.get("video")
+            if isinstance(media, str) and (base / media).exists():
                 items.append(it)
         except json.JSONDecodeError:
             pass

@@ -29,11 +29,9 @@ writes DIR/images/NNNN.png and DIR/test.jsonl, one JSON object per line, the for
 
 Paths are relative to the JSONL file. "metric" is optional (default: "choice" when there are choices, else "exact").
 
-Video items (not generated yet; they need the video pipeline) use the same line with "video" instead of "image":
-  {"id": "v001", "video": "videos/v001.mp4", "fps": 4, "question": "At what second does the red circle appear?",
-   "answer": "2", "category": "video_timing"}
-Planned tasks: an object appears / changes colour / starts moving at a known second (2-10 fps, a few seconds,
-frames rendered with this module and encoded with ffmpeg); answers are whole seconds.
+Video items (make_synthetic_video.py, same drawing code) use the same line with "video" instead of "image":
+  {"id": "v000", "video": "videos/v000.mp4", "question": "At what second does the orange square appear?",
+   "answer": "3", "category": "video_appear"}
 """
 from __future__ import annotations
 

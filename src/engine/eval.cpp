@@ -76,6 +76,18 @@ EvalItem parse_eval_item(const std::string& line, int64_t line_number, const std
     if (!j.contains(key)) continue;
     for (const std::string& p : string_or_list(j[key], key)) item.videos.push_back(resolve(base_dir, p));
   }
+  if (j.contains("fps") && !j["fps"].is_null()) {
+    if (!j["fps"].is_number() || j["fps"].get<double>() <= 0) throw_error("\"fps\" must be a positive number");
+    item.video_fps = j["fps"].get<double>();
+  }
+  if (j.contains("num_frames") && !j["num_frames"].is_null()) {
+    if (!j["num_frames"].is_number_integer() || j["num_frames"].get<int64_t>() <= 0)
+      throw_error("\"num_frames\" must be a positive integer");
+    item.video_num_frames = j["num_frames"].get<int64_t>();
+  }
+  if (item.video_fps && item.video_num_frames) throw_error("\"fps\" and \"num_frames\" exclude each other");
+  if ((item.video_fps || item.video_num_frames) && item.videos.empty())
+    throw_error("\"fps\" / \"num_frames\" without a \"video\"");
   if (j.contains("choices") && !j["choices"].is_null()) {
     item.choices = string_or_list(j["choices"], "choices");
     if (item.choices.size() > 26) throw_error("more than 26 choices");

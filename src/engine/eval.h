@@ -4,8 +4,10 @@
 //
 // Item line (paths relative to the JSONL file unless absolute):
 //   {"id": "7", "image": "a.png" | ["a.png", "b.png"], "video": "v.mp4" | [...], "question": "...",
-//    "choices": ["red", "blue", ...], "answer": "B", "category": "color", "metric": "choice"}
-// Only "question" and "answer" are required. "id" defaults to "line<N>". "metric" defaults to "choice" when there
+//    "choices": ["red", "blue", ...], "answer": "B", "category": "color", "metric": "choice",
+//    "fps": 2, "num_frames": 8}
+// Only "question" and "answer" are required. "fps" / "num_frames" (optional, not both) set how the item's videos are
+// sampled (default: the checkpoint's video_preprocessor_config.json, transformers' rule). "id" defaults to "line<N>". "metric" defaults to "choice" when there
 // are choices, else "exact". Metrics:
 //   choice  the letter extracted from the reply (extract_choice_letter) equals the answer letter (or, when the
 //           answer is one of the choices' texts, that choice's letter)
@@ -17,6 +19,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +30,8 @@ struct EvalItem {
   int64_t line = 0;                    // 1-based line number in the JSONL file
   std::vector<std::string> images;     // resolved paths, in prompt order
   std::vector<std::string> videos;     // resolved paths
+  std::optional<double> video_fps;     // "fps": frames per second sampled from each video
+  std::optional<int64_t> video_num_frames;  // "num_frames": exact frame count instead
   std::string question;
   std::vector<std::string> choices;
   std::vector<std::string> answers;    // one, or several accepted answers ("answer": [...])

@@ -67,6 +67,43 @@ TEST(CliEval, ResumeRunsOnlyTheRest) {
   EXPECT_EQ(table(resumed.output), table(full.output));
 }
 
+TEST(CliEval, VideoItemsGoThroughTheVideoPath) {
+  TempDir dir;
+  const std::string pred = dir.file("pred.jsonl");
+  const std::string data = testing::fixtures_dir() + "/eval/mini/video.jsonl";
+  const auto r = run_cli("eval -m " + model_dir() + " --data " + data + " --predictions " + pred);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("item missing (line 2): skipped: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("no_such_video.mp4: video file not found"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("item at line 3: skipped: \"fps\" must be a positive number"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("[4/4] 100.0%"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("overall            2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("2 item(s) could not be run"), std::string::npos) << r.output;
+  const std::string p = testing::read_file(pred);
+  EXPECT_EQ(count_lines(p), 2) << p;
+  // the reply equals `qwen3vl run --video` greedy on the same clip and question (sampling at the checkpoint's
+  // 2 fps, <t.t seconds> stamps per frame pair)
+  const std::string run = "run -m " + model_dir() + " --video " + testing::fixtures_dir() +
+                          "/eval/synthetic/videos/v000.mp4 -p \"At what second does the orange square appear?\" "
+                          "--temp 0 -n 64";
+  const auto stamps = run_cli(run);
+  ASSERT_EQ(stamps.exit_code, 0) << stamps.output;
+  EXPECT_NE(stamps.output.find("<3.5 seconds>"), std::string::npos) << stamps.output;
+  const std::string reply = run_cli(run, false).output;  // stdout: the reply and a newline
+  std::istringstream in(p);
+  std::string first;
+  std::getline(in, first);
+  ASSERT_NE(first.find(R"("id":"appear")"), std::string::npos) << first;
+  const auto json_string = [](std::string text) {
+    for (size_t k = 0; (k = text.find('"', k)) != std::string::npos; k += 2) text.insert(k, "\\");
+    return text;
+  };
+  const std::string expected = reply.substr(0, reply.find_last_not_of('\n') + 1);
+  EXPECT_NE(first.find(R"("prediction":")" + json_string(expected) + R"(")"), std::string::npos)
+      << first << "\n" << reply;
+}
+
 TEST(CliEval, MissingDataFileIsAnError) {
   const auto r = run_cli("eval -m " + model_dir() + " --data /nonexistent/x.jsonl");
   EXPECT_EQ(r.exit_code, 1);

@@ -29,6 +29,30 @@ TEST(EvalParse, FullItemAndDefaults) {
   const EvalItem v = parse_eval_item(R"({"video": "v.mp4", "question": "Q", "answer": 3})", 1, "");
   EXPECT_EQ(v.videos[0], "v.mp4");
   EXPECT_EQ(v.answers[0], "3");
+  EXPECT_FALSE(v.video_fps.has_value());
+  const EvalItem f = parse_eval_item(R"({"video": "v.mp4", "fps": 4, "question": "Q", "answer": "1"})", 1, "");
+  EXPECT_EQ(*f.video_fps, 4.0);
+  const EvalItem n = parse_eval_item(R"({"video": "v.mp4", "num_frames": 6, "question": "Q", "answer": "1"})", 1, "");
+  EXPECT_EQ(*n.video_num_frames, 6);
+}
+
+TEST(EvalParse, VideoSamplingFieldsAreChecked) {
+  auto reason = [](const std::string& line) {
+    try {
+      parse_eval_item(line, 1, "");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(reason(R"({"video": "v.mp4", "fps": 0, "question": "Q", "answer": "1"})"),
+            "\"fps\" must be a positive number");
+  EXPECT_EQ(reason(R"({"video": "v.mp4", "num_frames": 2.5, "question": "Q", "answer": "1"})"),
+            "\"num_frames\" must be a positive integer");
+  EXPECT_EQ(reason(R"({"video": "v.mp4", "fps": 2, "num_frames": 4, "question": "Q", "answer": "1"})"),
+            "\"fps\" and \"num_frames\" exclude each other");
+  EXPECT_EQ(reason(R"({"image": "a.png", "fps": 2, "question": "Q", "answer": "1"})"),
+            "\"fps\" / \"num_frames\" without a \"video\"");
 }
 
 TEST(EvalParse, BadLinesSayWhy) {

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <vector>
@@ -15,7 +16,9 @@
 #include "engine/generate.h"
 #include "engine/loaded_model.h"
 #include "engine/prompt.h"
+#include "engine/video_prompt.h"
 #include "vision/image_decode.h"
+#include "vision/video_processor.h"
 
 namespace qwen3vl {
 namespace cli {
@@ -59,7 +62,7 @@ CLI::App* add_eval_command(CLI::App& app, EvalOptions& o) {
   cmd->add_option("-m,--model", o.model_dir, "Checkpoint directory (Hugging Face layout)")->required();
   cmd->add_option("--data", o.data,
                   "Benchmark JSONL: one {\"image\"|\"video\", \"question\", \"choices\"?, \"answer\", \"category\"?, "
-                  "\"metric\"?} per line; paths relative to the file")
+                  "\"metric\"?, \"fps\"?, \"num_frames\"?} per line; paths relative to the file")
       ->required();
   cmd->add_option("--predictions", o.predictions,
                   "Predictions JSONL to write (default: DATA with .predictions.jsonl in place of .jsonl)");
@@ -163,6 +166,7 @@ int eval_command(const EvalOptions& o) {
   PixelBudget budget;
   budget.min_pixels = o.min_pixels;
   budget.max_pixels = o.max_pixels;
+  std::optional<VideoProcessorConfig> video_config;  // read at the first video item
   std::vector<int32_t> stop_ids;
   for (int64_t id : model->generation.eos_token_id) stop_ids.push_back(static_cast<int32_t>(id));
 
@@ -185,8 +189,6 @@ int eval_command(const EvalOptions& o) {
     }
     const EvalItem& item = e.item;
     try {
-      if (!item.videos.empty())
-        throw_error(item.videos.front(), ": video items are not supported by eval yet");
       GenerationRequest request;
       for (const std::string& path : item.images) {
         if (!file_exists(path)) throw_error(path, ": image file not found");
@@ -198,9 +200,34 @@ int eval_command(const EvalOptions& o) {
           throw_error(path, ": ", message);
         }
       }
-      const std::string chat = render_chat(*model, single_turn(o.system, eval_prompt(item), request.images.size()));
+      // Videos go through the same path as `qwen3vl run --video`: transformers' frame sampling (the checkpoint's
+      // fps unless the item sets "fps" / "num_frames"), the budget over all frames, <t.t seconds> stamps per pair.
+      for (const std::string& path : item.videos) {
+        if (!file_exists(path)) throw_error(path, ": video file not found");
+        if (!video_config) video_config = load_video_processor_config(model->dir);
+        VideoOptions video_options;
+        video_options.sampling.fps = item.video_fps;
+        video_options.sampling.num_frames = item.video_num_frames;
+        try {
+          request.videos.push_back(preprocess_video_file(path, *video_config, video_options));
+        } catch (const Error& error) {
+          const std::string message = error.what();
+          if (message.rfind(path, 0) == 0) throw;
+          throw_error(path, ": ", message);
+        }
+      }
+      const int64_t merge = model->config.vision_config.spatial_merge_size;
+      std::string chat;
+      if (request.videos.empty()) {
+        chat = render_chat(*model, single_turn(o.system, eval_prompt(item), request.images.size()));
+      } else {  // the item's images first, then its videos
+        std::vector<ContentPart::Type> media(request.images.size(), ContentPart::Type::Image);
+        media.insert(media.end(), request.videos.size(), ContentPart::Type::Video);
+        chat = render_chat(*model, single_turn_with_media(o.system, eval_prompt(item), media));
+      }
       request.prompt_ids = encode_text(
-          *model, expand_image_placeholders(chat, request.images, model->config.vision_config.spatial_merge_size));
+          *model, expand_video_placeholders(expand_image_placeholders(chat, request.images, merge), request.videos,
+                                            merge, model->config.vision_config.temporal_patch_size));
       request.max_new_tokens = o.n_predict;
       request.sampling = SamplingParams{};  // greedy, no penalties, whatever generation_config.json says
       request.stop_token_ids = stop_ids;
