@@ -9,8 +9,17 @@ decoder copied from the real Qwen3 tokenizer.json, and every one of Qwen's 26 sp
 The chat template is the real Qwen3-VL Instruct one (scripts/reference/templates/qwen3vl_instruct.jinja). The
 preprocessor keeps images at or below 128x128 pixels (16 visual tokens).
 
-Items are drawn fresh every step from scripts/train/make_synthetic_data.py (training seeds never overlap the test
-set's). The loss covers only the answer tokens and the closing <|im_end|>.
+Items are drawn fresh every step from scripts/train/make_synthetic_data.py and make_synthetic_video.py (training
+seeds never overlap the test sets'); `--mix` weights the tasks (video timing included). The loss covers only the
+answer tokens and the closing <|im_end|>.
+
+CPU step rate (the model is tiny, so Python and threading overheads, not FLOPs, set it): batches, including the 3-D
+rope position ids (transformers' own get_rope_index) and the videos' frame sampling and resize, are built in a
+DataLoader worker process; the vision tower's attention runs once per distinct segment length instead of once per
+image (batch_vision_attention: same math); AdamW updates all parameters with foreach kernels; the training process
+uses one torch thread (two threads on the shared 2-core machine made every tiny op wait for the other thread: 7x
+slower). --check-batches verifies the fast batches and the batched attention against the HF processor and model.
+The loop sleeps while /tmp/qwen3vl-bench-quiet exists (benchmarks running); paused time does not count.
 
   /work/venv/bin/python scripts/train/train_tiny_qwen3vl.py --out models/qwen3vl-tiny-shapes --minutes 40
 
@@ -23,11 +32,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import shutil
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 import torch
 from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers, trainers
@@ -35,6 +47,7 @@ from transformers import AutoProcessor, GenerationConfig, Qwen3VLConfig, Qwen3VL
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_synthetic_data as syn  # noqa: E402
+import make_synthetic_video as syv  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_TOKENIZER = REPO.parent / "shared" / "tokenizer" / "qwen3"
@@ -150,14 +163,53 @@ def save(model, out: Path, ids: dict, log_lines: list[str]) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 # Batches
 # ----------------------------------------------------------------------------------------------------------------
+def sample_item(rng: random.Random, mix: dict | None = None) -> dict:
+    """One training item: an image task or a video-timing clip; `mix` weights the categories (default: the image
+    tasks uniformly, as the first two stages were trained)."""
+    if not mix:
+        return syn.sample(rng)
+    cats = list(mix)
+    cat = rng.choices(cats, weights=[mix[c] for c in cats])[0]
+    if cat == "video":
+        return syv.sample_video(rng)
+    return syn.sample(rng, cat)
+
+
+def video_frames(item: dict) -> tuple[np.ndarray, list[int], list[float]]:
+    """The frames the video processor would sample from the encoded clip (yuv420p round trip instead of the
+    encoder), their indices and times."""
+    fps = item["native_fps"]
+    idx = syv.sampled_indices(len(item["frames"]), fps)
+    frames = np.stack([syv.yuv420_roundtrip(np.asarray(item["frames"][i], dtype=np.uint8)) for i in idx])
+    return frames, idx, [i / fps for i in idx]
+
+
+def _messages(it: dict, with_answer: bool = True) -> list:
+    media = {"type": "video"} if "frames" in it else {"type": "image"}
+    msgs = [{"role": "user", "content": [media, {"type": "text", "text": syn.prompt_of(it)}]}]
+    if with_answer:
+        msgs.append({"role": "assistant", "content": [{"type": "text", "text": it["answer"]}]})
+    return msgs
+
+
 def make_batch(processor, items: list[dict], prefix_len: int, im_start: int, im_end: int):
-    texts, images = [], []
+    """The reference batch: the HF chat template and processor (used by --check-batches and --slow-batches)."""
+    from transformers.video_utils import VideoMetadata
+    texts = [processor.apply_chat_template(_messages(it), tokenize=False) for it in items]
+    images = [it["image"] for it in items if "image" in it]
+    videos, metas = [], []
     for it in items:
-        msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": syn.prompt_of(it)}]},
-                {"role": "assistant", "content": [{"type": "text", "text": it["answer"]}]}]
-        texts.append(processor.apply_chat_template(msgs, tokenize=False))
-        images.append(it["image"])
-    enc = processor(text=texts, images=images, return_tensors="pt", padding=True, padding_side="right")
+        if "frames" in it:
+            frames, idx, _ = video_frames(it)
+            videos.append(frames)
+            metas.append(VideoMetadata(total_num_frames=len(it["frames"]), fps=it["native_fps"],
+                                       frames_indices=idx))
+    kw = {}
+    if images:
+        kw["images"] = images
+    if videos:
+        kw.update(videos=videos, video_metadata=metas, do_sample_frames=False)
+    enc = processor(text=texts, return_tensors="pt", padding=True, padding_side="right", **kw)
     ids = enc["input_ids"]
     labels = torch.full_like(ids, -100)
     for r in range(ids.shape[0]):
@@ -176,14 +228,41 @@ def chat_text(prompt: str, answer: str, n_image_tokens: int) -> str:
             + "<|im_end|>\n<|im_start|>assistant\n" + answer + "<|im_end|>\n")
 
 
-def fast_batch(tokenizer, items: list[dict], prefix_len: int, ids: dict, pad_id: int):
+def video_chat_text(prompt: str, answer: str, stamps: list[float], tokens_per_pair: int) -> str:
+    """The same for one video: transformers 5 replaces only <|video_pad|>, so the template's own <|vision_start|> /
+    <|vision_end|> stay around the per-pair `<t.t seconds><|vision_start|>pads<|vision_end|>`."""
+    body = "".join(f"<{t:.1f} seconds><|vision_start|>" + "<|video_pad|>" * tokens_per_pair + "<|vision_end|>"
+                   for t in stamps)
+    return ("<|im_start|>user\n<|vision_start|>" + body + "<|vision_end|>" + prompt
+            + "<|im_end|>\n<|im_start|>assistant\n" + answer + "<|im_end|>\n")
+
+
+def fast_batch(tokenizer, items: list[dict], prefix_len: int, ids: dict, pad_id: int, spatial_merge: int = 2,
+               video_processor=None):
     """make_batch without the HF processor (its per-image work dominates the step time): 128x128 images need no
-    resize, so pixel_values are just normalized and patchified in the processor's layout."""
+    resize, so pixel_values are just normalized and patchified in the processor's layout; videos are resized by the
+    HF video processor (exactly its kernel) and stamped here. Also returns the 3-D rope position ids
+    (Qwen3VLModel.get_rope_index), so the training process does not compute them."""
     size = syn.SIZE
     P, M, Tp = 16, 2, 2
     g = size // P
     n_tok = (g // M) ** 2
-    texts = [chat_text(syn.prompt_of(it), it["answer"], n_tok) for it in items]
+    texts, vid_rows, vid_grids = [], [], []
+    for it in items:
+        if "frames" in it:
+            frames, idx, times = video_frames(it)
+            from transformers.video_utils import VideoMetadata
+            out = video_processor(videos=[frames], video_metadata=[VideoMetadata(
+                total_num_frames=len(it["frames"]), fps=it["native_fps"], frames_indices=idx)],
+                do_sample_frames=False, return_tensors="pt")
+            grid = out["video_grid_thw"][0]
+            vid_rows.append(out["pixel_values_videos"])
+            vid_grids.append(grid)
+            stamps = syv.pair_stamps(times)
+            texts.append(video_chat_text(syn.prompt_of(it), it["answer"], stamps,
+                                         int(grid[1] * grid[2]) // (M * M)))
+        else:
+            texts.append(chat_text(syn.prompt_of(it), it["answer"], n_tok))
     enc = tokenizer(texts, add_special_tokens=False)["input_ids"]
     L = max(len(e) for e in enc)
     input_ids = torch.full((len(items), L), pad_id, dtype=torch.long)
@@ -195,34 +274,123 @@ def fast_batch(tokenizer, items: list[dict], prefix_len: int, ids: dict, pad_id:
         start = max(i for i, t in enumerate(e) if t == ids["<|im_start|>"]) + prefix_len
         end = e.index(ids["<|im_end|>"], start)
         labels[r, start:end + 1] = input_ids[r, start:end + 1]
-    import numpy as np
-    x = torch.from_numpy(np.stack([np.asarray(it["image"], dtype=np.uint8) for it in items]))  # B,H,W,3
-    x = (x.permute(0, 3, 1, 2).float() - 127.5) / 127.5  # mean 0.5, std 0.5
-    B = x.shape[0]
-    x = x.unsqueeze(1).expand(B, Tp, 3, size, size)  # the frame repeated temporal_patch_size times
-    x = x.reshape(B, 1, Tp, 3, g // M, M, P, g // M, M, P)
-    x = x.permute(0, 1, 4, 7, 5, 8, 3, 2, 6, 9).reshape(B * g * g, 3 * Tp * P * P)
-    return {"input_ids": input_ids, "attention_mask": attn, "pixel_values": x.contiguous(),
-            "image_grid_thw": torch.tensor([[1, g, g]] * B), "mm_token_type_ids": (input_ids == ids["<|image_pad|>"]).long(),
-            "labels": labels}
+    mm = (input_ids == ids["<|image_pad|>"]).long() + 2 * (input_ids == ids["<|video_pad|>"]).long()
+    batch = {"input_ids": input_ids, "attention_mask": attn, "mm_token_type_ids": mm, "labels": labels}
+    imgs = [it["image"] for it in items if "image" in it]
+    if imgs:
+        x = torch.from_numpy(np.stack([np.asarray(im, dtype=np.uint8) for im in imgs]))  # B,H,W,3
+        x = (x.permute(0, 3, 1, 2).float() - 127.5) / 127.5  # mean 0.5, std 0.5
+        B = x.shape[0]
+        x = x.unsqueeze(1).expand(B, Tp, 3, size, size)  # the frame repeated temporal_patch_size times
+        x = x.reshape(B, 1, Tp, 3, g // M, M, P, g // M, M, P)
+        x = x.permute(0, 1, 4, 7, 5, 8, 3, 2, 6, 9).reshape(B * g * g, 3 * Tp * P * P)
+        batch["pixel_values"] = x.contiguous()
+        batch["image_grid_thw"] = torch.tensor([[1, g, g]] * B)
+    if vid_rows:
+        batch["pixel_values_videos"] = torch.cat(vid_rows)
+        batch["video_grid_thw"] = torch.stack(vid_grids)
+    batch["position_ids"] = rope_index(batch, spatial_merge)
+    return batch
+
+
+class _RopeConfig:  # what Qwen3VLModel.get_rope_index reads from self
+    def __init__(self, spatial_merge: int):
+        self.config = type("C", (), {"vision_config": type("V", (), {"spatial_merge_size": spatial_merge})()})()
+
+
+def rope_index(batch: dict, spatial_merge: int) -> torch.Tensor:
+    """transformers' own get_rope_index (the same function, called on a stand-in self) for a ready batch."""
+    from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLModel
+    me = _RopeConfig(spatial_merge)
+    me.get_vision_position_ids = Qwen3VLModel.get_vision_position_ids.__get__(me)
+    pos, _ = Qwen3VLModel.get_rope_index(me, batch["input_ids"], mm_token_type_ids=batch["mm_token_type_ids"],
+                                         image_grid_thw=batch.get("image_grid_thw"),
+                                         video_grid_thw=batch.get("video_grid_thw"),
+                                         attention_mask=batch["attention_mask"])
+    return pos
 
 
 class Batches(torch.utils.data.Dataset):
     """Batch number -> a ready batch (items seeded by their global index), built in DataLoader workers."""
 
-    def __init__(self, processor, batch: int, prefix_len: int, ids: dict, fast: bool):
+    def __init__(self, processor, batch: int, prefix_len: int, ids: dict, fast: bool, mix: dict | None = None,
+                 seed_base: int = 0):
         self.processor, self.batch, self.prefix_len, self.ids, self.fast = processor, batch, prefix_len, ids, fast
+        self.mix, self.seed_base = mix, seed_base
 
     def __len__(self):
         return 10**9
 
     def __getitem__(self, step: int):
-        items = [syn.sample(random.Random(TRAIN_SEED_BASE + step * self.batch + i)) for i in range(self.batch)]
+        items = [sample_item(random.Random(TRAIN_SEED_BASE + self.seed_base + step * self.batch + i), self.mix)
+                 for i in range(self.batch)]
         if self.fast:
             return fast_batch(self.processor.tokenizer, items, self.prefix_len, self.ids,
-                              self.ids["<|endoftext|>"])
+                              self.ids["<|endoftext|>"], video_processor=self.processor.video_processor)
         return dict(make_batch(self.processor, items, self.prefix_len, self.ids["<|im_start|>"],
                                self.ids["<|im_end|>"]))
+
+
+def _original_vision_attention():
+    from transformers.models.qwen3_vl import modeling_qwen3_vl as m
+    return m.Qwen3VLVisionAttention.forward
+
+
+ORIGINAL_VISION_ATTENTION = _original_vision_attention()
+
+
+def batch_vision_attention() -> None:
+    """Qwen3VLVisionAttention without its Python loop over images: transformers runs attention once per image (per
+    frame pair for videos) with the sdpa/eager kernels; segments of equal length are independent problems of the
+    same shape, so they are stacked and run in one call. Same math, one kernel call per distinct length."""
+    from transformers.models.qwen3_vl import modeling_qwen3_vl as m
+
+    def forward(self, hidden_states, cu_seqlens, position_embeddings=None, max_seqlen=None, **kwargs):
+        n = hidden_states.shape[0]
+        q, k, v = self.qkv(hidden_states).reshape(n, 3, self.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+        cos, sin = position_embeddings
+        q, k = m.apply_rotary_pos_emb_vision(q, k, cos, sin)
+        attend = m.ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, m.eager_attention_forward)
+        lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).tolist()
+        # [seq, heads, d] -> per segment [heads, len, d]
+        segs = [t.split(lengths, dim=0) for t in (q, k, v)]
+        outs = [None] * len(lengths)
+        for L in sorted(set(lengths)):
+            which = [i for i, x in enumerate(lengths) if x == L]
+            qs, ks, vs = (torch.stack([s[i] for i in which]).transpose(1, 2) for s in segs)  # [n, heads, L, d]
+            o = attend(self, qs, ks, vs, attention_mask=None, scaling=self.scaling, dropout=0.0, is_causal=False,
+                       **kwargs)[0]  # [n, L, heads, d]
+            for j, i in enumerate(which):
+                outs[i] = o[j]
+        out = torch.cat(outs, dim=0).reshape(n, -1).contiguous()
+        return self.proj(out)
+
+    m.Qwen3VLVisionAttention.forward = forward
+
+
+QUIET_FILE = Path("/tmp/qwen3vl-bench-quiet")
+
+
+def wait_while_quiet() -> float:
+    """Sleeps while QUIET_FILE exists (benchmarks run on this machine then); returns the seconds paused."""
+    t = time.time()
+    announced = False
+    while QUIET_FILE.exists():
+        if not announced:
+            print(f"{QUIET_FILE} exists: pausing", flush=True)
+            announced = True
+        time.sleep(5)
+    return time.time() - t if announced else 0.0
+
+
+def parse_mix(text: str) -> dict:
+    out = {}
+    for part in filter(None, text.split(",")):
+        k, v = part.split("=")
+        if k not in syn.CATEGORIES and k != "video":
+            raise SystemExit(f"--mix: unknown task {k!r} ({', '.join(syn.CATEGORIES)}, video)")
+        out[k] = float(v)
+    return out
 
 
 def main() -> int:
@@ -233,7 +401,8 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--vocab", type=int, default=1024, help="learnt BPE vocabulary (special tokens come on top)")
     ap.add_argument("--save-every", type=float, default=5.0, help="minutes between checkpoint saves")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads of the training process (the ops are tiny: more threads mostly wait)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (the committed model was trained on one GPU)")
     ap.add_argument("--tokenizer-dir", type=Path, default=None,
@@ -242,9 +411,18 @@ def main() -> int:
     ap.add_argument("--check-batches", action="store_true",
                     help="check that the fast batches equal the HF processor's, then exit")
     ap.add_argument("--init-from", type=Path, default=None, help="start from this checkpoint's weights")
-    ap.add_argument("--workers", type=int, default=0, help="DataLoader worker processes making batches")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="DataLoader worker processes making batches (0: in the training process)")
+    ap.add_argument("--mix", default="",
+                    help="task weights, e.g. position=3,count=3,choice=3,text=2,color=1,shape=0.5,grounding=1,video=3 "
+                         "(default: the image tasks uniformly)")
+    ap.add_argument("--seed-base", type=int, default=0, help="offset of the training item seeds (a new stage: new items)")
+    ap.add_argument("--steps", type=int, default=0, help="stop after this many steps (0: only --minutes)")
+    ap.add_argument("--profile", action="store_true", help="print where the time of steps 5..25 goes, then exit")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    batch_vision_attention()
+    mix = parse_mix(args.mix)
     torch.manual_seed(args.seed)
 
     out = args.out
@@ -276,48 +454,86 @@ def main() -> int:
     processor = AutoProcessor.from_pretrained(out)
     prefix_len = len(processor.tokenizer("<|im_start|>assistant\n")["input_ids"])
     if args.check_batches:
-        items = [syn.sample(random.Random(i)) for i in range(16)]
-        a = make_batch(processor, items, prefix_len, ids["<|im_start|>"], ids["<|im_end|>"])
-        b = fast_batch(processor.tokenizer, items, prefix_len, ids, ids["<|endoftext|>"])
-        for k in b:
-            assert a[k].shape == b[k].shape, (k, a[k].shape, b[k].shape)
-            if k == "pixel_values":
-                assert (a[k] - b[k]).abs().max() < 1e-5, (a[k] - b[k]).abs().max()
-            else:
-                assert torch.equal(a[k], b[k]), k
-        print("fast batches == processor batches")
+        for items in ([syn.sample(random.Random(i)) for i in range(16)],
+                      [sample_item(random.Random(i), {"video": 1, "count": 1}) for i in range(16)]):
+            a = make_batch(processor, items, prefix_len, ids["<|im_start|>"], ids["<|im_end|>"])
+            a["position_ids"] = model.model.get_rope_index(a["input_ids"], a["mm_token_type_ids"],
+                                                           a.get("image_grid_thw"), a.get("video_grid_thw"),
+                                                           a["attention_mask"])[0]
+            b = fast_batch(processor.tokenizer, items, prefix_len, ids, ids["<|endoftext|>"],
+                           video_processor=processor.video_processor)
+            assert set(a) >= set(b), (set(a), set(b))
+            for k in b:
+                assert a[k].shape == b[k].shape, (k, a[k].shape, b[k].shape)
+                if k.startswith("pixel_values"):
+                    assert (a[k] - b[k]).abs().max() < 1e-5, (a[k] - b[k]).abs().max()
+                else:
+                    assert torch.equal(a[k], b[k].to(a[k].dtype)), k
+            # the stacked vision attention gives transformers' numbers (loop per image) to rounding
+            with torch.no_grad():
+                fast = model(**b).logits
+                from transformers.models.qwen3_vl import modeling_qwen3_vl as m
+                patched = m.Qwen3VLVisionAttention.forward
+                m.Qwen3VLVisionAttention.forward = ORIGINAL_VISION_ATTENTION
+                ref = model(**{k: v for k, v in a.items()}).logits
+                m.Qwen3VLVisionAttention.forward = patched
+            assert (fast - ref).abs().max() < 1e-4, (fast - ref).abs().max()
+        print("fast batches == processor batches (images and videos), batched vision attention == per image")
         return 0
     n_params = sum(p.numel() for p in model.parameters())
-    log = [f"params {n_params}, vocab {vocab}, batch {args.batch}, lr {args.lr}, minutes {args.minutes}"]
+    log = [f"params {n_params}, vocab {vocab}, batch {args.batch}, lr {args.lr}, minutes {args.minutes}"
+           + (f", init from {args.init_from.name}" if args.init_from else "") + (f", mix {args.mix}" if mix else "")
+           + f", threads {args.threads}, workers {args.workers}"]
     print(log[0], flush=True)
 
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    # foreach: one kernel per operation over all ~100 parameters instead of ~10 small ops per parameter
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01, foreach=True)
     budget = args.minutes * 60
     warm = 60.0
     t0 = time.time()
     last_save = t0
     step, ema = 0, None
-    loader = iter(torch.utils.data.DataLoader(Batches(processor, args.batch, prefix_len, ids, not args.slow_batches), batch_size=None,
-                                              shuffle=False, num_workers=args.workers,
-                                              prefetch_factor=4 if args.workers else None))
+    loader = iter(torch.utils.data.DataLoader(
+        Batches(processor, args.batch, prefix_len, ids, not args.slow_batches, mix, args.seed_base), batch_size=None,
+        shuffle=False, num_workers=args.workers, prefetch_factor=4 if args.workers else None,
+        worker_init_fn=lambda _: torch.set_num_threads(1)))
+    paused = 0.0
+    prof = {"data": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0}
+    rate_t, rate_step = t0, 0
     while True:
-        el = time.time() - t0
-        if el >= budget:
+        paused += wait_while_quiet()
+        el = time.time() - t0 - paused  # the schedule runs on training time, not on pauses
+        if el >= budget or (args.steps and step >= args.steps):
             break
         frac = el / budget
         lr = args.lr * min(1.0, (el + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
+        ta = time.perf_counter()
         batch = {k: v.to(args.device) for k, v in next(loader).items()}
+        tb = time.perf_counter()
         loss = model(**batch).loss
+        tc = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        td = time.perf_counter()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        te = time.perf_counter()
+        if 5 <= step < 25:
+            for k, v in zip(prof, (tb - ta, tc - tb, td - tc, te - td)):
+                prof[k] += v
+        if args.profile and step == 25:
+            print("seconds per step (steps 5..25): " + ", ".join(f"{k} {v / 20:.3f}" for k, v in prof.items()))
+            return 0
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         step += 1
         if step % 20 == 0:
-            line = f"step {step} t {el / 60:.1f} min lr {lr:.2e} loss {loss.item():.4f} ema {ema:.4f}"
+            now = time.time()
+            rate = (step - rate_step) / max(now - rate_t, 1e-9)
+            rate_t, rate_step = now, step
+            line = (f"step {step} t {el / 60:.1f} min lr {lr:.2e} loss {loss.item():.4f} ema {ema:.4f} "
+                    f"{rate:.2f} steps/s")
             print(line, flush=True)
             log.append(line)
         if time.time() - last_save > args.save_every * 60:
@@ -325,7 +541,8 @@ def main() -> int:
             last_save = time.time()
             print(f"saved at step {step}", flush=True)
     model.to("cpu")
-    log.append(f"done: {step} steps, {(time.time() - t0) / 60:.1f} min, final ema loss {ema:.4f}")
+    log.append(f"done: {step} steps, {(time.time() - t0 - paused) / 60:.1f} min (+{paused / 60:.1f} min paused), "
+               f"final ema loss {ema:.4f}")
     print(log[-1], flush=True)
     save(model, out, ids, log)
     return 0
