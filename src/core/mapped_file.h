@@ -7,6 +7,10 @@
 
 namespace qwen3vl {
 
+// Drops the whole pages inside [data, data + bytes) of a read-only file mapping from the process's resident memory;
+// touching them again reads them back from the file.
+void release_mapped_range(const void* data, size_t bytes);
+
 class MappedFile {
  public:
   explicit MappedFile(const std::string& path);  // throws Error naming the path

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "ops/quant.h"
 
 namespace qwen3vl {
 namespace {
@@ -53,9 +54,18 @@ std::unique_ptr<LoadedModel> load_model(const std::string& dir, const LoadOption
   model->tensors = TensorStore::open_dir(dir);
   model->text_weights = bind_text_weights(model->tensors, model->config);
   model->pool = std::make_unique<ThreadPool>(options.threads);
+  if (options.weight_format)
+    convert_text_weights(model->text_weights, model->tensors, *options.weight_format, model->pool.get(),
+                         model->converted);
   const ops::Context ctx{model->pool.get(), nullptr};  // nullptr: the best kernels the processor runs
   model->decoder = std::make_unique<TextDecoder>(model->config, model->text_weights, ctx);
   model->vision_weights = bind_vision_weights(model->tensors, model->config);
+  if (options.vision_format) {
+    if (*options.vision_format != DType::BF16 && *options.vision_format != DType::Q8)
+      throw_error("vision format ", weight_format_name(*options.vision_format), " is not supported (bf16 or q8)");
+    convert_vision_weights(model->vision_weights, model->tensors, *options.vision_format, model->pool.get(),
+                           model->converted);
+  }
   model->vision = std::make_unique<VisionEncoder>(model->config, model->vision_weights, ctx);
   return model;
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/thread_pool.h"
@@ -12,6 +13,7 @@
 #include "model/text_weights.h"
 #include "model/vision_encoder.h"
 #include "model/vision_weights.h"
+#include "model/weight_convert.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "vision/image_processor.h"
@@ -24,6 +26,7 @@ struct LoadedModel {
   GenerationConfig generation;
   TensorStore tensors;
   TextWeights text_weights;
+  ConvertedWeights converted;               // weights converted at load (LoadOptions::weight_format / vision_format)
   std::unique_ptr<ThreadPool> pool;         // the threads every forward pass (decoder and vision tower) runs on
   std::unique_ptr<TextDecoder> decoder;
   VisionWeights vision_weights;
@@ -40,6 +43,10 @@ std::string find_chat_template(const std::string& dir);
 struct LoadOptions {
   bool require_tokenizer = true;  // false: a checkpoint without tokenizer files loads for id-level work (tests)
   int threads = 0;                 // threads of the forward passes; 0: one per processor core
+  // Formats of the weights (model/weight_convert.h): nullopt runs them as shipped (or as `qwen3vl quantize` stored
+  // them). Text: Q8, Q4, BF16 or F16; vision tower: Q8 or BF16. Converted on the pool at load.
+  std::optional<DType> weight_format;
+  std::optional<DType> vision_format;
 };
 
 // Loads DIR (config.json, generation_config.json, preprocessor_config.json, safetensors, tokenizer.json, chat

@@ -16,6 +16,7 @@ bool parse_dtype(const std::string& text, DType* dtype) {
   if (text == "F32") *dtype = DType::F32;
   else if (text == "F16") *dtype = DType::F16;
   else if (text == "BF16") *dtype = DType::BF16;
+  else if (text == "U8") *dtype = DType::U8;
   else return false;
   return true;
 }
@@ -34,7 +35,7 @@ TensorView parse_entry(const std::string& path, const std::string& name, const j
   if (!dtype.is_string()) throw_error(path, ": tensor ", name, ": dtype is not a string");
   if (!parse_dtype(dtype.get<std::string>(), &view.dtype))
     throw_error(path, ": tensor ", name, ": unsupported dtype ", dtype.get<std::string>(),
-                " (supported: F32, F16, BF16)");
+                " (supported: F32, F16, BF16, U8)");
   const json& shape = entry["shape"];
   if (!shape.is_array()) throw_error(path, ": tensor ", name, ": shape is not an array");
   uint64_t numel = 1;
@@ -60,7 +61,31 @@ TensorView parse_entry(const std::string& path, const std::string& name, const j
                 view.shape_string(), " in ", dtype_name(view.dtype), " needs ",
                 numel * dtype_size(view.dtype));
   view.data = data_start + begin;
+  view.bytes = end - begin;
   return view;
+}
+
+// A quantized tensor's metadata entry (see safetensors.h): the stored U8 bytes become a Q8 / Q4 view of the
+// logical shape. The blob size is checked where the layout is known (model binding).
+void apply_quant_metadata(const std::string& path, const std::string& text, TensorView& view) {
+  const json meta = json::parse(text, nullptr, false);
+  if (meta.is_discarded() || !meta.is_object() || !meta.contains("format") || !meta["format"].is_string() ||
+      !meta.contains("shape") || !meta["shape"].is_array())
+    throw_error(path, ": __metadata__ entry of tensor ", view.name, " is not {format, block, shape}");
+  if (view.dtype != DType::U8)
+    throw_error(path, ": tensor ", view.name, " has quantization metadata but dtype ", dtype_name(view.dtype),
+                " (expected U8)");
+  const std::string format = meta["format"].get<std::string>();
+  if (format == "q8") view.dtype = DType::Q8;
+  else if (format == "q4") view.dtype = DType::Q4;
+  else throw_error(path, ": tensor ", view.name, ": unknown quantization format '", format, "' (expected q8 or q4)");
+  if (!meta.contains("block") || !meta["block"].is_number_unsigned() || meta["block"].get<uint64_t>() != 32)
+    throw_error(path, ": tensor ", view.name, ": quantization block must be 32");
+  view.shape.clear();
+  for (const json& dim : meta["shape"]) {
+    if (!dim.is_number_unsigned()) throw_error(path, ": tensor ", view.name, ": bad quantized shape entry");
+    view.shape.push_back(dim.get<int64_t>());
+  }
 }
 
 }  // namespace
@@ -93,9 +118,15 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
     throw_error(path, ": corrupt safetensors header (not a JSON object)");
   const uint8_t* data_start = file_.data() + 8 + header_size;
   const uint64_t data_size = size - 8 - header_size;
+  const json* metadata = header.contains("__metadata__") && header["__metadata__"].is_object()
+                             ? &header["__metadata__"]
+                             : nullptr;
   for (const auto& [name, entry] : header.items()) {
     if (name == "__metadata__") continue;
-    tensors_.emplace(name, parse_entry(path, name, entry, data_start, data_size));
+    TensorView view = parse_entry(path, name, entry, data_start, data_size);
+    if (metadata && metadata->contains(name) && (*metadata)[name].is_string())
+      apply_quant_metadata(path, (*metadata)[name].get<std::string>(), view);
+    tensors_.emplace(name, std::move(view));
   }
 }
 
@@ -137,6 +168,8 @@ TensorStore TensorStore::open_dir(const std::string& dir) {
   return store;
 }
 
+void TensorStore::release(const TensorView& view) const { release_mapped_range(view.data, view.bytes); }
+
 const TensorView* TensorStore::find(const std::string& name) const {
   auto found = index_.find(name);
   return found == index_.end() ? nullptr : found->second;
@@ -152,6 +185,42 @@ std::vector<std::string> TensorStore::names() const {
   std::vector<std::string> out;
   for (const auto& entry : index_) out.push_back(entry.first);
   return out;
+}
+
+}  // namespace qwen3vl
+
+namespace qwen3vl {
+
+void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  json header = json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  uint64_t offset = 0;
+  std::vector<uint64_t> offsets;
+  for (const TensorToWrite& t : tensors) {
+    offset = (offset + 7) / 8 * 8;
+    offsets.push_back(offset);
+    header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes}}};
+    offset += t.bytes;
+  }
+  std::string text = header.dump();
+  text.append((8 - (text.size() % 8)) % 8, ' ');  // data starts 8-byte aligned
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw_error(path, ": cannot create");
+  uint8_t length[8];
+  for (int i = 0; i < 8; ++i) length[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
+  out.write(reinterpret_cast<const char*>(length), 8);
+  out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  uint64_t written = 0;
+  const char zeros[8] = {};
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    out.write(zeros, static_cast<std::streamsize>(offsets[i] - written));
+    out.write(static_cast<const char*>(tensors[i].data), static_cast<std::streamsize>(tensors[i].bytes));
+    written = offsets[i] + tensors[i].bytes;
+    if (tensors[i].mapped) release_mapped_range(tensors[i].data, tensors[i].bytes);
+  }
+  out.flush();
+  if (!out) throw_error(path, ": write failed (disk full?)");
 }
 
 }  // namespace qwen3vl

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "ops/quant.h"
 
 namespace qwen3vl {
 namespace {
@@ -29,13 +30,21 @@ std::vector<WeightMatrix> expert_slices(const TensorView& view, int64_t experts,
                                 ", " + std::to_string(in) + "])");
   }
   std::vector<WeightMatrix> slices;
-  const size_t slice_bytes = static_cast<size_t>(in * out) * dtype_size(view.dtype);
+  // Quantized experts (written by `qwen3vl quantize`) are always out-major, one blob per expert.
+  const size_t slice_bytes = is_quantized(view.dtype) ? quant_matrix_bytes(view.dtype, out, in)
+                                                      : static_cast<size_t>(in * out) * dtype_size(view.dtype);
+  if (is_quantized(view.dtype) && (layout != WeightLayout::OutIn || view.bytes != slice_bytes * experts))
+    throw_error(view.file, ": tensor ", view.name, " holds ", view.bytes, " bytes but ", experts, " ",
+                weight_format_name(view.dtype), " matrices [", out, ", ", in, "] need ", slice_bytes * experts);
   for (int64_t e = 0; e < experts; ++e)
     slices.push_back(WeightMatrix{view.dtype, view.data + e * slice_bytes, out, in, layout});
   return slices;
 }
 
-size_t matrix_bytes(const WeightMatrix& w) { return static_cast<size_t>(w.rows * w.cols) * dtype_size(w.dtype); }
+size_t matrix_bytes(const WeightMatrix& w) {
+  return is_quantized(w.dtype) ? quant_matrix_bytes(w.dtype, w.rows, w.cols)
+                               : static_cast<size_t>(w.rows * w.cols) * dtype_size(w.dtype);
+}
 
 // softmax(logits, dtype=float32) as PyTorch's CPU kernel does it: exp(x - max) scaled by 1 / sum.
 void softmax_f32(const float* logits, int64_t count, float* probs) {

@@ -1,6 +1,7 @@
 #include "model/text_weights.h"
 
 #include "core/error.h"
+#include "model/weight_convert.h"
 
 namespace qwen3vl {
 namespace {
@@ -20,8 +21,7 @@ class Binder {
     return view;
   }
   WeightMatrix matrix(const std::string& name, int64_t rows, int64_t cols) const {
-    const TensorView& view = expect(name, {rows, cols});
-    return WeightMatrix{view.dtype, view.data, rows, cols};
+    return bind_weight_matrix(expect(name, {rows, cols}), rows, cols);
   }
   WeightVector vector(const std::string& name, int64_t size) const {
     const TensorView& view = expect(name, {size});

@@ -75,7 +75,7 @@ void quantize_rows(DType format, const float* src, int64_t rows, int64_t cols, i
   uint16_t* scales = reinterpret_cast<uint16_t*>(dst + rows * row_bytes);
   int8_t codes[kQuantGroup];
   for (int64_t r = r0; r < r1; ++r) {
-    const float* w = src + r * cols;
+    const float* w = src + (r - r0) * cols;
     uint8_t* out = dst + r * row_bytes;
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t k0 = b * kQuantBlock;

@@ -41,8 +41,8 @@ inline const uint16_t* quant_scales(const WeightMatrix& w) {
   return reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(w.data) + w.rows * quant_row_bytes(w.dtype, w.cols));
 }
 
-// Quantizes rows [r0, r1) of the float matrix src [rows, cols] into the blob `dst` of a [rows, cols] matrix in
-// `format` (Q8 or Q4). Rows are independent, so disjoint ranges may run on different threads. Q8: scale =
+// Quantizes rows [r0, r1) of a [rows, cols] matrix, given as floats in src [r1 - r0, cols], into the blob `dst` of
+// the whole matrix in `format` (Q8 or Q4). Rows are independent, so disjoint ranges may run on different threads. Q8: scale =
 // max|w| / 127 (as fp16), q = round(w / scale). Q4: the scale (fp16) is the best of a few candidates around max|w| / 8
 // by squared error, refined by least squares.
 void quantize_rows(DType format, const float* src, int64_t rows, int64_t cols, int64_t r0, int64_t r1, uint8_t* dst);

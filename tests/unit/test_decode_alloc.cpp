@@ -12,6 +12,7 @@
 #include "io/safetensors.h"
 #include "model/text_decoder.h"
 #include "model/text_weights.h"
+#include "model/weight_convert.h"
 #include "ops/cpu/kernels.h"
 #include "test_util.h"
 
@@ -35,13 +36,15 @@ void operator delete[](void* p, size_t) noexcept { std::free(p); }
 namespace qwen3vl {
 namespace {
 
-void check_decode_allocates_nothing(const std::string& checkpoint, int threads) {
-  SCOPED_TRACE(checkpoint + " threads=" + std::to_string(threads));
+void check_decode_allocates_nothing(const std::string& checkpoint, int threads, DType format = DType::U8) {
+  SCOPED_TRACE(checkpoint + " threads=" + std::to_string(threads) + " " + dtype_name(format));
   const std::string dir = testing::model_fixture(checkpoint);
   const ModelConfig config = load_model_config(dir + "/config.json");
   const TensorStore store = TensorStore::open_dir(dir);
-  const TextWeights weights = bind_text_weights(store, config);
+  TextWeights weights = bind_text_weights(store, config);
   ThreadPool pool(threads);
+  ConvertedWeights converted;  // U8: the weights as shipped
+  if (format != DType::U8) convert_text_weights(weights, store, format, &pool, converted);
   const TextDecoder decoder(config, weights, ops::Context{&pool, nullptr});
   const int64_t hidden = config.text_config.hidden_size;
 
@@ -77,6 +80,11 @@ void check_decode_allocates_nothing(const std::string& checkpoint, int threads) 
 TEST(DecodeLoop, AllocatesNothingOnceWarm) {
   for (const char* checkpoint : {"tiny-bf16-untied", "tiny-fp32-tied"})
     for (int threads : {1, 2}) check_decode_allocates_nothing(checkpoint, threads);
+}
+
+TEST(DecodeLoop, AllocatesNothingOnceWarmWithQuantizedWeights) {
+  for (DType format : {DType::Q8, DType::Q4})
+    for (int threads : {1, 2}) check_decode_allocates_nothing("tiny-bf16-untied", threads, format);
 }
 
 }  // namespace

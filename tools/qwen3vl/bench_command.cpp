@@ -29,6 +29,7 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& o) {
       ->check(CLI::NonNegativeNumber);
   bench->add_option("-t,--threads", o.threads, "Threads (default: one per processor core)")
       ->check(CLI::NonNegativeNumber);
+  add_weight_format_options(bench, o.formats);
   bench->add_option("--isa", o.isa, "Kernel set: avx512, avx2 or scalar (default: the best the processor has)")
       ->check(CLI::IsMember({"avx512", "avx2", "scalar"}));
   bench->add_option("-p,--n-prompt", o.prompt, "Prompt lengths to test (default 512; 0 skips)")->delimiter(',');
@@ -125,6 +126,7 @@ int bench_command(const BenchOptions& o) {
   LoadOptions load_options;
   load_options.require_tokenizer = false;
   load_options.threads = o.threads;
+  apply_weight_formats(o.formats, load_options);
   const auto model = load_model(o.model_dir, load_options);
   const ops::Context ctx{model->pool.get(), kernels};
   const TextDecoder decoder(model->config, model->text_weights, ctx);

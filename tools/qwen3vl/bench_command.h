@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "weight_format_options.h"
+
 namespace qwen3vl {
 namespace cli {
 
@@ -23,6 +25,7 @@ struct BenchOptions {
   int repetitions = 3;
   int warmup = 1;
   int threads = 0;                 // 0: one per processor core
+  WeightFormatOptions formats;     // --weight-format / --vision-format
   std::string isa;                 // kernel set: "" (best the processor has), "avx512", "avx2", "scalar"
   std::vector<int64_t> prompt = {512};
   std::vector<int64_t> generate = {128};

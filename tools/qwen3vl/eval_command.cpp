@@ -60,6 +60,7 @@ CLI::App* add_eval_command(CLI::App& app, EvalOptions& o) {
   CLI::App* cmd = app.add_subcommand(
       "eval", "Score a checkpoint on a benchmark JSONL (greedy; multiple choice, exact match, ANLS, box IoU)");
   cmd->add_option("-m,--model", o.model_dir, "Checkpoint directory (Hugging Face layout)")->required();
+  add_weight_format_options(cmd, o.formats);
   cmd->add_option("--data", o.data,
                   "Benchmark JSONL: one {\"image\"|\"video\", \"question\", \"choices\"?, \"answer\", \"category\"?, "
                   "\"metric\"?, \"fps\"?, \"num_frames\"?} per line; paths relative to the file")
@@ -162,7 +163,9 @@ int eval_command(const EvalOptions& o) {
   for (const std::string& k : kept) out << k << '\n';
   out.flush();
 
-  const auto model = load_model(o.model_dir);
+  LoadOptions load_options;
+  apply_weight_formats(o.formats, load_options);
+  const auto model = load_model(o.model_dir, load_options);
   PixelBudget budget;
   budget.min_pixels = o.min_pixels;
   budget.max_pixels = o.max_pixels;

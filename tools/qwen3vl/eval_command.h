@@ -9,11 +9,14 @@
 #include <optional>
 #include <string>
 
+#include "weight_format_options.h"
+
 namespace qwen3vl {
 namespace cli {
 
 struct EvalOptions {
   std::string model_dir;
+  WeightFormatOptions formats;
   std::string data;
   std::string predictions;  // default: <data without .jsonl>.predictions.jsonl
   bool resume = false;

@@ -7,6 +7,8 @@
 #include "core/error.h"
 #include "eval_command.h"
 #include "info_command.h"
+#include "kld_command.h"
+#include "quantize_command.h"
 #include "run_command.h"
 #include "serve_command.h"
 
@@ -24,6 +26,10 @@ int main(int argc, char** argv) {
   CLI::App* serve = qwen3vl::cli::add_serve_command(app, serve_options);
   qwen3vl::cli::BenchOptions bench_options;
   CLI::App* bench = qwen3vl::cli::add_bench_command(app, bench_options);
+  qwen3vl::cli::QuantizeCommandOptions quantize_options;
+  CLI::App* quantize = qwen3vl::cli::add_quantize_command(app, quantize_options);
+  qwen3vl::cli::KldOptions kld_options;
+  CLI::App* kld = qwen3vl::cli::add_kld_command(app, kld_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -35,6 +41,8 @@ int main(int argc, char** argv) {
     if (eval->parsed()) return qwen3vl::cli::eval_command(eval_options);
     if (serve->parsed()) return qwen3vl::cli::serve_command(serve_options);
     if (bench->parsed()) return qwen3vl::cli::bench_command(bench_options);
+    if (quantize->parsed()) return qwen3vl::cli::quantize_command(quantize_options);
+    if (kld->parsed()) return qwen3vl::cli::kld_command(kld_options);
   } catch (const qwen3vl::Error& error) {
     std::fprintf(stderr, "error: %s\n", error.what());
     return 1;

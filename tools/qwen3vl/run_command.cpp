@@ -36,6 +36,7 @@ CLI::App* add_run_command(CLI::App& app, RunOptions& o) {
                   "Thinking checkpoints: 'separate' prints the reasoning to stderr and the answer to stdout, "
                   "'none' prints the reply as generated")
       ->check(CLI::IsMember({"separate", "none"}));
+  add_weight_format_options(run, o.formats);
   add_image_options(run, o.images);
   add_video_options(run, o.videos);
   return run;
@@ -65,6 +66,7 @@ int run_command(const RunOptions& o) {
   Stopwatch load_clock;
   LoadOptions load_options;
   load_options.threads = o.threads;
+  apply_weight_formats(o.formats, load_options);
   const auto model = load_model(o.model_dir, load_options);
   const double load_seconds = load_clock.seconds();
 

@@ -9,6 +9,7 @@
 
 #include "image_options.h"
 #include "video_options.h"
+#include "weight_format_options.h"
 
 namespace qwen3vl {
 namespace cli {
@@ -32,6 +33,7 @@ struct RunOptions {
   ImageOptions images;
   VideoCliOptions videos;
   int threads = 0;  // 0: one per processor core
+  WeightFormatOptions formats;
   std::string reasoning_format = "separate";  // Thinking checkpoints: "separate" (reasoning to stderr) or "none"
 };
 

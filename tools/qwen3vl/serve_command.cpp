@@ -7,6 +7,7 @@
 #include "core/timer.h"
 #include "engine/loaded_model.h"
 #include "server/http_server.h"
+#include "weight_format_options.h"
 
 namespace qwen3vl {
 namespace cli {
@@ -21,6 +22,7 @@ void on_signal(int) {
 CLI::App* add_serve_command(CLI::App& app, server::ServerOptions& o) {
   CLI::App* serve = app.add_subcommand("serve", "Serve the OpenAI chat API and a web page over HTTP");
   serve->add_option("-m,--model", o.model_dir, "Checkpoint directory (Hugging Face layout)")->required();
+  add_weight_format_options(serve, o.weight_format, o.vision_format);
   serve->add_option("-a,--alias", o.model_alias, "Model id in /v1/models and responses (default: the folder name)");
   serve->add_option("--host", o.host, "Address to listen on (default 127.0.0.1: this machine only)");
   serve->add_option("--port", o.port, "Port to listen on; 0 picks a free one (default 8080)")
@@ -66,7 +68,9 @@ CLI::App* add_serve_command(CLI::App& app, server::ServerOptions& o) {
 
 int serve_command(const server::ServerOptions& options) {
   Stopwatch load_clock;
-  const auto model = load_model(options.model_dir);
+  LoadOptions load_options;
+  apply_weight_formats(WeightFormatOptions{options.weight_format, options.vision_format}, load_options);
+  const auto model = load_model(options.model_dir, load_options);
   server::HttpServer http(*model, options);
   const int port = http.bind();
   std::fprintf(stderr, "serve: model %s loaded in %.2f s; listening on http://%s:%d (parallel %d, queue %d)\n",

@@ -1,0 +1,79 @@
+#include "engine/logit_divergence.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "model/mrope.h"
+
+namespace qwen3vl {
+namespace {
+
+// log-softmax of one row in double.
+void log_softmax(const float* logits, int64_t count, std::vector<double>& out) {
+  out.resize(static_cast<size_t>(count));
+  const double max_value = *std::max_element(logits, logits + count);
+  double sum = 0;
+  for (int64_t i = 0; i < count; ++i) sum += std::exp(static_cast<double>(logits[i]) - max_value);
+  const double log_sum = std::log(sum) + max_value;
+  for (int64_t i = 0; i < count; ++i) out[i] = static_cast<double>(logits[i]) - log_sum;
+}
+
+}  // namespace
+
+LogitDivergence compare_logits(const LoadedModel& base, const LoadedModel& other, const std::vector<int32_t>& ids,
+                               int64_t chunk) {
+  const int64_t vocab = base.config.text_config.vocab_size, hidden = base.config.text_config.hidden_size;
+  if (other.config.text_config.vocab_size != vocab || other.config.text_config.hidden_size != hidden)
+    throw_error(other.dir, ": not the same model shape as ", base.dir);
+  const int64_t n = static_cast<int64_t>(ids.size());
+  KVCache base_cache = base.decoder->make_cache(n), other_cache = other.decoder->make_cache(n);
+  DecoderWorkspace base_work, other_work;
+  std::vector<float> embeds, base_logits, other_logits;
+  std::vector<double> lp, lq;
+  LogitDivergence out;
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int64_t count = std::min(chunk, n - start);
+    const MropePositions positions = text_positions(start, count);
+    embeds.resize(static_cast<size_t>(count * hidden));
+    base.decoder->embed(ids.data() + start, count, embeds.data());
+    base.decoder->forward(embeds.data(), count, positions, base_cache, base_work, LogitsRows::All, base_logits);
+    other.decoder->embed(ids.data() + start, count, embeds.data());
+    other.decoder->forward(embeds.data(), count, positions, other_cache, other_work, LogitsRows::All, other_logits);
+    for (int64_t i = 0; i < count; ++i) {
+      const float* p = base_logits.data() + i * vocab;
+      const float* q = other_logits.data() + i * vocab;
+      log_softmax(p, vocab, lp);
+      log_softmax(q, vocab, lq);
+      double kl = 0;
+      for (int64_t v = 0; v < vocab; ++v) kl += std::exp(lp[v]) * (lp[v] - lq[v]);
+      out.kl.push_back(std::max(kl, 0.0));
+      const int32_t top = static_cast<int32_t>(std::max_element(p, p + vocab) - p);
+      double second = -INFINITY;
+      for (int64_t v = 0; v < vocab; ++v)
+        if (v != top) second = std::max(second, lp[v]);
+      out.top1_base.push_back(top);
+      out.top1_other.push_back(static_cast<int32_t>(std::max_element(q, q + vocab) - q));
+      out.margin.push_back(lp[top] - second);
+    }
+  }
+  int64_t same = 0, clear_same = 0;
+  for (size_t i = 0; i < out.kl.size(); ++i) {
+    out.mean_kl += out.kl[i];
+    out.max_kl = std::max(out.max_kl, out.kl[i]);
+    same += out.top1_base[i] == out.top1_other[i];
+    if (out.margin[i] >= LogitDivergence::kClearMargin) {
+      ++out.clear_positions;
+      clear_same += out.top1_base[i] == out.top1_other[i];
+    }
+  }
+  if (out.clear_positions)
+    out.clear_top1_agreement = static_cast<double>(clear_same) / static_cast<double>(out.clear_positions);
+  if (!out.kl.empty()) {
+    out.mean_kl /= static_cast<double>(out.kl.size());
+    out.top1_agreement = static_cast<double>(same) / static_cast<double>(out.kl.size());
+  }
+  return out;
+}
+
+}  // namespace qwen3vl

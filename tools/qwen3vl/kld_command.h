@@ -1,0 +1,27 @@
+// `qwen3vl kld -m DIR --weight-format q8 [-f TEXTFILE | -p PROMPT] [--tokens N] [--json]`: loads DIR twice, as
+// shipped and with the weights converted, runs the same tokens (the text, no chat template) through both and prints
+// KL(base || converted) and top-1 agreement per position, then mean and max (engine/logit_divergence.h).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+
+#include "weight_format_options.h"
+
+namespace qwen3vl {
+namespace cli {
+
+struct KldOptions {
+  std::string model_dir, text_file, prompt;
+  WeightFormatOptions formats;
+  int64_t tokens = 256;
+  int threads = 0;
+  bool json = false;
+};
+
+CLI::App* add_kld_command(CLI::App& app, KldOptions& options);
+int kld_command(const KldOptions& options);
+
+}  // namespace cli
+}  // namespace qwen3vl
