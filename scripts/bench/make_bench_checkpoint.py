@@ -5,8 +5,11 @@ committed, written outside the repository (about 4.3 GB).
 Shapes are those of the released Qwen3-VL-2B-Instruct config.json: text hidden 2048, 28 layers, 16 query / 8 KV
 heads, head_dim 128, intermediate 6144, vocab 151936, tied embeddings, mrope_section [24, 20, 20], rope_theta 5e6;
 vision depth 24, hidden 1024, 16 heads, intermediate 4096, out_hidden 2048, patch 16, temporal patch 2, merge 2,
-48x48 learned position table, DeepStack [5, 11, 17]. The tokenizer is the real Qwen3 one (../shared/tokenizer),
-so `qwen3vl run` works on the checkpoint too (its replies are noise: the weights are random).
+48x48 learned position table, DeepStack [5, 11, 17]. config.json names the architecture
+(Qwen3VLForConditionalGeneration) as the released one does, and the image and video preprocessor configs are the
+released ones, so llama.cpp's convert_hf_to_gguf.py takes the checkpoint as it is. The tokenizer is the real Qwen3
+one (../shared/tokenizer), so `qwen3vl run` works on the checkpoint too (its replies are noise: the weights are
+random).
 
 Weights: norm weights U(0.5, 1.5), biases N(0, 0.1^2), token embedding N(0, 0.25^2), pos_embed N(0, 0.5^2),
 Linear / Conv N(0, 1/fan_in) (the scheme of scripts/reference/make_tiny_checkpoints.py), one seeded generator per
@@ -47,6 +50,11 @@ VISION = dict(
     temporal_patch_size=2, spatial_merge_size=2, in_channels=3, num_position_embeddings=2304,
     deepstack_visual_indexes=[5, 11, 17], hidden_act="gelu_pytorch_tanh",
 )
+# As released: the pixel budget is over all sampled frames (T*h*w), fps 2 (the processor's default).
+VIDEO_PREPROCESSOR = {
+    "size": {"longest_edge": 25165824, "shortest_edge": 4096}, "patch_size": 16, "temporal_patch_size": 2,
+    "merge_size": 2, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
+    "processor_class": "Qwen3VLProcessor", "video_processor_type": "Qwen3VLVideoProcessor"}
 IDS = dict(image_token_id=151655, video_token_id=151656, vision_start_token_id=151652, vision_end_token_id=151653)
 
 
@@ -84,6 +92,7 @@ def main() -> int:
 
     config = Qwen3VLConfig(text_config=dict(TEXT), vision_config=dict(VISION), tie_word_embeddings=True, **IDS)
     config.dtype = torch.bfloat16
+    config.architectures = ["Qwen3VLForConditionalGeneration"]  # as the released config.json; converters key on it
     with torch.device("meta"):
         model = Qwen3VLForConditionalGeneration(config)
     params = {name: tuple(p.shape) for name, p in model.state_dict().items()}
@@ -123,6 +132,7 @@ def main() -> int:
         "size": {"longest_edge": 16777216, "shortest_edge": 65536}, "patch_size": 16, "temporal_patch_size": 2,
         "merge_size": 2, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
         "processor_class": "Qwen3VLProcessor", "image_processor_type": "Qwen2VLImageProcessorFast"})
+    write_json(out / "video_preprocessor_config.json", VIDEO_PREPROCESSOR)
     shutil.copy(SHARED_TOKENIZER / "tokenizer.json", out / "tokenizer.json")
     tok_config = json.loads((SHARED_TOKENIZER / "tokenizer_config.json").read_text(encoding="utf-8"))
     tok_config.pop("chat_template", None)

@@ -11,11 +11,15 @@
 
 #include "core/error.h"
 #include "core/timer.h"
+#include "engine/bench_metrics.h"
 #include "engine/loaded_model.h"
 #include "model/text_decoder.h"
 #include "model/vision_encoder.h"
 #include "ops/cpu/kernels.h"
+#include "vision/image_decode.h"
 #include "vision/image_processor.h"
+#include "vision/video_processor.h"
+#include "vision/video_sampling.h"
 
 namespace qwen3vl {
 namespace cli {
@@ -34,8 +38,17 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& o) {
       ->check(CLI::IsMember({"avx512", "avx2", "scalar"}));
   bench->add_option("-p,--n-prompt", o.prompt, "Prompt lengths to test (default 512; 0 skips)")->delimiter(',');
   bench->add_option("-n,--n-gen", o.generate, "Generated lengths to test (default 128; 0 skips)")->delimiter(',');
-  bench->add_option("--image", o.images, "Image sizes WxH to encode (default 448x448,1024x768; 'none' skips)")
+  bench->add_option("--image", o.images, "Image sizes WxH to encode, or image files (default 448x448,1024x768; 'none' skips)")
       ->delimiter(',');
+  bench->add_option("--video-seconds", o.video_seconds, "Length of the synthetic clip to encode (default 10; 0 skips)")
+      ->check(CLI::NonNegativeNumber);
+  bench->add_option("--video-size", o.video_size, "Frame size WxH of the synthetic clip (default 640x360)");
+  bench->add_option("--video-fps", o.video_fps, "Native frame rate of the synthetic clip (default 24)")
+      ->check(CLI::PositiveNumber);
+  bench->add_option("--bandwidth-mib", o.bandwidth_mib,
+                    "Buffer of the streaming-read bandwidth measurement in MiB (default 1024; 0 skips it and the "
+                    "peak FLOP/s measurement)")
+      ->check(CLI::NonNegativeNumber);
   bench->add_flag("--json", o.json, "Print one JSON object instead of a markdown table");
   return bench;
 }
@@ -46,6 +59,12 @@ struct Result {
   std::string test;
   std::string unit;  // "tok/s" or "s"
   std::vector<double> values;
+  double flops = 0;            // per run (pp, img, video)
+  double tokens = 0;           // tokens per run (pp, tg): converts tok/s to seconds
+  double bytes_per_token = 0;  // weights read per decode step (tg)
+  int64_t visual_tokens = 0;   // img, video: tokens the language model would see
+  GridTHW grid{0, 0, 0};       // img, video
+  std::string detail;          // img, video: grid and frames
   double mean() const {
     double sum = 0;
     for (double v : values) sum += v;
@@ -63,7 +82,10 @@ struct Result {
 // Runs `once` warmup + repetitions times and keeps the timed values.
 template <typename Fn>
 Result repeat(const std::string& test, const std::string& unit, const BenchOptions& o, Fn once) {
-  Result result{test, unit, {}};
+  Result result;
+  result.test = test;
+  result.unit = unit;
+  if (!o.json) std::fprintf(stderr, "%s ...\n", test.c_str());
   for (int i = 0; i < o.warmup; ++i) once();
   for (int i = 0; i < o.repetitions; ++i) {
     result.values.push_back(once());
@@ -96,6 +118,21 @@ Image synthetic_image(int width, int height) {
       for (int c = 0; c < 3; ++c) p[c] = static_cast<uint8_t>(std::clamp(base[c] + noise(rng), 0, 255));
     }
   return image;
+}
+
+// Frame `index` of a synthetic clip: the image pattern with a moving square and a drift, so frames differ.
+Image synthetic_frame(int width, int height, int64_t index) {
+  Image frame = synthetic_image(width, height);
+  const int shift = static_cast<int>(index * 3 % std::max(width, 1));
+  const int side = std::max(8, std::min(width, height) / 5);
+  const int x0 = static_cast<int>(index * 7 % std::max(width - side, 1)), y0 = (height - side) / 2;
+  for (int y = 0; y < height; ++y)
+    for (int x = 0; x < width; ++x) {
+      uint8_t* p = &frame.rgb[(static_cast<size_t>(y) * width + x) * 3];
+      p[0] = static_cast<uint8_t>((p[0] + shift) & 0xff);
+      if (x >= x0 && x < x0 + side && y >= y0 && y < y0 + side) p[1] = 255 - p[1];
+    }
+  return frame;
 }
 
 bool parse_size(const std::string& text, int* width, int* height) {
@@ -149,6 +186,8 @@ int bench_command(const BenchOptions& o) {
       decoder.forward(embeds.data(), n, positions, cache, work, LogitsRows::Last, logits);
       return static_cast<double>(n) / clock.seconds();
     }));
+    results.back().flops = text_forward_flops(model->config, n);
+    results.back().tokens = static_cast<double>(n);
   }
   for (int64_t n : o.generate) {
     if (n <= 0) continue;
@@ -168,23 +207,92 @@ int bench_command(const BenchOptions& o) {
       }
       return static_cast<double>(n) / clock.seconds();
     }));
+    results.back().tokens = static_cast<double>(n);
+    results.back().bytes_per_token = decode_weight_bytes(model->config, model->text_weights);
   }
   for (const std::string& size : o.images) {
     if (size == "none") continue;
     int width = 0, height = 0;
-    if (!parse_size(size, &width, &height)) throw_error("--image ", size, ": expected WIDTHxHEIGHT, e.g. 448x448");
-    const Image image = synthetic_image(width, height);
-    results.push_back(repeat("img" + size, "s", o, [&] {
+    // WxH: a synthetic image; anything else: an image file (so other engines can be given the same pixels).
+    const Image image = parse_size(size, &width, &height) ? synthetic_image(width, height) : decode_image_file(size);
+    const std::string test = "img" + std::to_string(image.width) + "x" + std::to_string(image.height);
+    GridTHW grid;
+    results.push_back(repeat(test, "s", o, [&] {
       Stopwatch clock;
       const ProcessedImage processed = preprocess_image(image, model->image_processor);
       const VisionOutput out = vision.forward(processed.pixel_values.data(), {processed.grid});
+      grid = processed.grid;
       return clock.seconds();
     }));
+    results.back().flops = vision_forward_flops(model->config, {grid});
+    results.back().visual_tokens = grid.merged_tokens(model->config.vision_config.spatial_merge_size);
+    results.back().grid = grid;
+    results.back().detail = "grid " + std::to_string(grid.t) + "x" + std::to_string(grid.h) + "x" +
+                            std::to_string(grid.w);
+  }
+  nlohmann::ordered_json video_json;
+  if (o.video_seconds > 0) {
+    int width = 0, height = 0;
+    if (!parse_size(o.video_size, &width, &height))
+      throw_error("--video-size ", o.video_size, ": expected WIDTHxHEIGHT, e.g. 640x360");
+    const VideoProcessorConfig video_config = load_video_processor_config(model->dir);
+    const int64_t total_frames = std::max<int64_t>(1, std::llround(o.video_seconds * o.video_fps));
+    const SampledFrames sampled =
+        sample_frames(total_frames, o.video_fps, FrameSamplingOptions{}, video_config.sampling, "synthetic clip");
+    std::vector<Image> frames;
+    for (int64_t index : sampled.indices) frames.push_back(synthetic_frame(width, height, index));
+    char name[32];
+    std::snprintf(name, sizeof name, "video%gs", o.video_seconds);
+    GridTHW grid;
+    int64_t resized_w = 0, resized_h = 0;
+    results.push_back(repeat(name, "s", o, [&] {
+      Stopwatch clock;
+      const ProcessedVideo processed = preprocess_video_frames(frames, sampled.indices, sampled.fps, video_config);
+      const VisionOutput out = vision.forward(processed.pixel_values.data(), {processed.grid});
+      grid = processed.grid;
+      resized_w = processed.resized_width, resized_h = processed.resized_height;
+      return clock.seconds();
+    }));
+    results.back().flops = vision_forward_flops(model->config, {grid});
+    results.back().visual_tokens = grid.merged_tokens(model->config.vision_config.spatial_merge_size);
+    results.back().grid = grid;
+    results.back().detail = std::to_string(frames.size()) + " of " + std::to_string(total_frames) + " frames " +
+                            o.video_size + " -> " + std::to_string(resized_w) + "x" + std::to_string(resized_h) +
+                            ", grid " + std::to_string(grid.t) + "x" + std::to_string(grid.h) + "x" +
+                            std::to_string(grid.w);
+    video_json = {{"seconds", o.video_seconds},
+                  {"size", o.video_size},
+                  {"native_fps", o.video_fps},
+                  {"frames", total_frames},
+                  {"frames_sampled", frames.size()},
+                  {"resized", std::to_string(resized_w) + "x" + std::to_string(resized_h)},
+                  {"grid", {grid.t, grid.h, grid.w}},
+                  {"visual_tokens", grid.merged_tokens(model->config.vision_config.spatial_merge_size)},
+                  {"pixel_budget", video_config.max_pixels}};
   }
 
+  // Peak resident set first: the measurements below allocate their own buffers.
   const double rss = peak_rss_bytes();
   const int threads = model->pool->size();
   const std::string cpu = processor_name();
+  double bandwidth = 0, peak = 0;
+  const char* peak_kind = kernels->isa == ops::cpu::Isa::Avx512 ? "bf16"
+                          : kernels->isa == ops::cpu::Isa::Avx2 ? "fma"
+                                                                 : "";
+  if (o.bandwidth_mib > 0) {
+    if (!o.json) std::fprintf(stderr, "memory bandwidth and peak FLOP/s ...\n");
+    bandwidth = measure_read_bandwidth(*model->pool, o.bandwidth_mib * 1024 * 1024);
+    peak = measure_peak_flops(*model->pool, peak_kind);
+  }
+  // Derived figures of one result: GFLOP/s (and the share of the peak), decode weight traffic.
+  auto seconds_per_run = [](const Result& r) {
+    return r.unit == "s" ? r.mean() : (r.mean() > 0 ? r.tokens / r.mean() : 0.0);
+  };
+  auto gflops = [&](const Result& r) {
+    const double s = seconds_per_run(r);
+    return r.flops > 0 && s > 0 ? r.flops / s / 1e9 : 0.0;
+  };
+  auto weight_gbs = [](const Result& r) { return r.bytes_per_token * r.mean() / 1e9; };
   if (o.json) {
     nlohmann::ordered_json j;
     j["model"] = o.model_dir;
@@ -194,17 +302,65 @@ int bench_command(const BenchOptions& o) {
     j["kernels"] = kernels->name;
     j["repetitions"] = o.repetitions;
     j["peak_rss_bytes"] = rss;
-    for (const Result& r : results)
-      j["tests"].push_back({{"test", r.test}, {"unit", r.unit}, {"mean", r.mean()}, {"stddev", r.stddev()},
-                            {"values", r.values}});
+    j["memory_bandwidth_gb_per_s"] = bandwidth / 1e9;
+    j["peak_gflops"] = peak / 1e9;
+    j["peak_kind"] = peak_kind;
+    if (!video_json.empty()) j["video"] = video_json;
+    j["tests"] = nlohmann::ordered_json::array();
+    for (const Result& r : results) {
+      nlohmann::ordered_json t = {{"test", r.test}, {"unit", r.unit}, {"mean", r.mean()}, {"stddev", r.stddev()},
+                                  {"values", r.values}};
+      if (r.flops > 0) {
+        t["flops"] = r.flops;
+        t["gflops_per_s"] = gflops(r);
+        t["peak_fraction"] = peak > 0 ? gflops(r) * 1e9 / peak : 0.0;
+      }
+      if (r.bytes_per_token > 0) {
+        t["weight_bytes_per_token"] = r.bytes_per_token;
+        t["weight_read_gb_per_s"] = weight_gbs(r);
+        t["bandwidth_fraction"] = bandwidth > 0 ? weight_gbs(r) * 1e9 / bandwidth : 0.0;
+      }
+      if (r.visual_tokens > 0) {
+        t["visual_tokens"] = r.visual_tokens;
+        t["grid"] = {r.grid.t, r.grid.h, r.grid.w};
+      }
+      if (!r.detail.empty()) t["detail"] = r.detail;
+      j["tests"].push_back(t);
+    }
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     std::printf("model: %s | dtype %s | %s | kernels %s | threads %d | %d repetitions\n\n", o.model_dir.c_str(),
                 dtype.c_str(), cpu.c_str(), kernels->name, threads, o.repetitions);
-    std::printf("| test | mean | stddev | unit |\n|---|---:|---:|---|\n");
-    for (const Result& r : results)
-      std::printf("| %s | %.3f | %.3f | %s |\n", r.test.c_str(), r.mean(), r.stddev(), r.unit.c_str());
+    std::printf("| test | mean | stddev | unit | work |\n|---|---:|---:|---|---|\n");
+    for (const Result& r : results) {
+      std::string work;
+      char buffer[160];
+      if (r.flops > 0) {
+        std::snprintf(buffer, sizeof buffer, "%.1f GFLOP, %.0f GFLOP/s", r.flops / 1e9, gflops(r));
+        work = buffer;
+        if (peak > 0) {
+          std::snprintf(buffer, sizeof buffer, " (%.0f%% of peak)", 100.0 * gflops(r) * 1e9 / peak);
+          work += buffer;
+        }
+      }
+      if (r.bytes_per_token > 0) {
+        std::snprintf(buffer, sizeof buffer, "%.2f GB weights/token, %.1f GB/s", r.bytes_per_token / 1e9,
+                      weight_gbs(r));
+        work = buffer;
+        if (bandwidth > 0) {
+          std::snprintf(buffer, sizeof buffer, " (%.0f%% of streaming read)", 100.0 * weight_gbs(r) * 1e9 / bandwidth);
+          work += buffer;
+        }
+      }
+      if (r.visual_tokens > 0) work += "; " + std::to_string(r.visual_tokens) + " visual tokens, " + r.detail;
+      std::printf("| %s | %.3f | %.3f | %s | %s |\n", r.test.c_str(), r.mean(), r.stddev(), r.unit.c_str(),
+                  work.c_str());
+    }
     std::printf("\npeak resident memory: %.2f GiB\n", rss / (1024.0 * 1024.0 * 1024.0));
+    if (o.bandwidth_mib > 0)
+      std::printf("streaming read (%lld MiB, %d threads): %.1f GB/s | peak (%s, %d threads): %.0f GFLOP/s\n",
+                  static_cast<long long>(o.bandwidth_mib), threads, bandwidth / 1e9,
+                  peak_kind[0] ? peak_kind : "none", threads, peak / 1e9);
   }
   return 0;
 }
