@@ -33,7 +33,7 @@ TensorTotals count_tensors(const TensorStore& store) {
     const TensorView& view = store.get(name);
     const int64_t numel = view.numel();
     ++t.count;
-    t.bytes += numel * static_cast<int64_t>(dtype_size(view.dtype));
+    t.bytes += static_cast<int64_t>(view.bytes);  // stored bytes: quantized tensors have no per-element size
     ++t.dtypes[dtype_name(view.dtype)];
     if (name.find("visual.") != std::string::npos) {
       t.vision_params += numel;
