@@ -9,50 +9,75 @@
 namespace qwen3vl {
 namespace {
 
-// Squared error of a block quantized with scale d (fp16-exact) into [lo, hi]; writes the codes to q when not null.
-double block_error(const float* w, int count, float d, int lo, int hi, int8_t* q) {
+// Round to nearest, ties to even, for |v| < 2^22 (adding and removing 1.5 * 2^23 leaves the rounded value; no libm
+// call: conversion runs this several times per weight).
+inline float round_nearest(float v) { return (v + 12582912.0f) - 12582912.0f; }
+
+// Squared error of a block of 32 weights (zero past the caller's count, NaN replaced by zero) quantized with scale
+// d (fp16-exact) into [lo, hi]; writes the codes to q when not null. Branch-free with eight partial sums, so the
+// compiler vectorizes it: conversion runs it several times per weight.
+float block_error(const float* w, float d, float lo, float hi, int8_t* q) {
   const float inv = d != 0.f ? 1.0f / d : 0.f;
-  double error = 0;
-  for (int i = 0; i < count; ++i) {
-    const int code = std::clamp(static_cast<int>(std::nearbyint(w[i] * inv)), lo, hi);
-    if (q) q[i] = static_cast<int8_t>(code);
-    const double diff = static_cast<double>(w[i]) - static_cast<double>(d) * code;
-    error += diff * diff;
+  float code[kQuantBlock], part[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  for (int i = 0; i < kQuantBlock; ++i) {
+    float c = w[i] * inv;
+    c = c < -256.f ? -256.f : c > 256.f ? 256.f : c;
+    c = round_nearest(c);
+    c = c < lo ? lo : c > hi ? hi : c;
+    code[i] = c;
+    const float diff = w[i] - d * c;
+    part[i % 8] += diff * diff;
   }
-  return error;
+  if (q)
+    for (int i = 0; i < kQuantBlock; ++i) q[i] = static_cast<int8_t>(code[i]);
+  return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
 }
 
-float fp16_exact(float value) { return f16_to_f32(f32_to_f16(value)); }
+// value rounded to the nearest fp16 value (ties to even). Normal fp16 range by bit arithmetic (keep 10 mantissa
+// bits), the rest through core/dtype's exact conversions: this runs several times per block of 32 weights.
+float fp16_exact(float value) {
+  const float magnitude = std::fabs(value);
+  if (!(magnitude >= 6.103515625e-05f && magnitude < 65504.0f)) return f16_to_f32(f32_to_f16(value));
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  bits = (bits + 0xfffu + ((bits >> 13) & 1u)) & ~0x1fffu;
+  float rounded;
+  std::memcpy(&rounded, &bits, sizeof rounded);
+  return rounded;
+}
 
 // One block of `count` weights (the rest of the 32 zero) into codes q[32] in [lo, hi]; returns the fp16 scale bits.
-uint16_t quantize_block(const float* w, int count, DType format, int8_t* q) {
+uint16_t quantize_block(const float* src, int count, DType format, int8_t* q) {
   std::fill(q, q + kQuantBlock, int8_t{0});
+  float w[kQuantBlock];
   float max_abs = 0.f, extreme = 0.f;
-  for (int i = 0; i < count; ++i)
+  for (int i = 0; i < kQuantBlock; ++i) {
+    w[i] = i < count && src[i] == src[i] ? src[i] : 0.f;
     if (std::fabs(w[i]) > max_abs) {
       max_abs = std::fabs(w[i]);
       extreme = w[i];
     }
+  }
   if (max_abs == 0.f || !std::isfinite(max_abs)) return f32_to_f16(max_abs == 0.f ? 0.f : max_abs);
   if (format == DType::Q8) {
     const float d = fp16_exact(max_abs / 127.0f);
-    block_error(w, count, d, -127, 127, q);
+    block_error(w, d, -127, 127, q);
     return f32_to_f16(d);
   }
   // Q4: the range is asymmetric ([-8, 7]); mapping the extreme weight to -8 uses the whole range, but a slightly
   // larger step or the other sign can fit the rest of the block better. A few candidates, then least squares.
   float best_d = 0.f;
-  double best_error = INFINITY;
+  float best_error = INFINITY;
   for (float divisor : {-8.0f, -7.5f, -7.0f, 7.0f, 7.5f}) {
     const float d = fp16_exact(extreme / divisor);
-    const double error = block_error(w, count, d, -8, 7, nullptr);
+    const float error = block_error(w, d, -8, 7, nullptr);
     if (error < best_error) {
       best_error = error;
       best_d = d;
     }
   }
   int8_t codes[kQuantBlock];
-  block_error(w, count, best_d, -8, 7, codes);
+  block_error(w, best_d, -8, 7, codes);
   double wq = 0, qq = 0;
   for (int i = 0; i < count; ++i) {
     wq += static_cast<double>(w[i]) * codes[i];
@@ -60,9 +85,9 @@ uint16_t quantize_block(const float* w, int count, DType format, int8_t* q) {
   }
   if (qq > 0) {
     const float refined = fp16_exact(static_cast<float>(wq / qq));
-    if (block_error(w, count, refined, -8, 7, nullptr) < best_error) best_d = refined;
+    if (block_error(w, refined, -8, 7, nullptr) < best_error) best_d = refined;
   }
-  block_error(w, count, best_d, -8, 7, q);
+  block_error(w, best_d, -8, 7, q);
   return f32_to_f16(best_d);
 }
 
