@@ -17,7 +17,7 @@ CPU step rate (the model is tiny, so Python and threading overheads, not FLOPs, 
 rope position ids (transformers' own get_rope_index) and the videos' frame sampling and resize, are built in a
 DataLoader worker process; the vision tower's attention runs once per distinct segment length instead of once per
 image (batch_vision_attention: same math); AdamW updates all parameters with foreach kernels; the training process
-uses one torch thread (two threads on the shared 2-core machine made every tiny op wait for the other thread: 7x
+uses one torch thread (two threads on the shared 2-core machine made every tiny op wait for the other thread: 6x
 slower). --check-batches verifies the fast batches and the batched attention against the HF processor and model.
 The loop sleeps while /tmp/qwen3vl-bench-quiet exists (benchmarks running); paused time does not count.
 
