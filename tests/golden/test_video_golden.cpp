@@ -102,7 +102,9 @@ void expect_prompt(const json& c, const std::string& prompt) {
 }
 
 void expect_video(const json& meta, const ProcessedVideo& video, bool from_file = true) {
-  if (from_file) EXPECT_EQ(video.total_frames, meta["total_num_frames"].get<int64_t>());
+  if (from_file) {
+    EXPECT_EQ(video.total_frames, meta["total_num_frames"].get<int64_t>());
+  }
   EXPECT_EQ(video.fps, meta["fps"].get<double>());  // bit-identical double
   std::vector<double> golden_indices;
   for (const json& v : meta["frames_indices"]) golden_indices.push_back(v.get<double>());
