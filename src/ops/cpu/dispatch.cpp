@@ -286,6 +286,19 @@ void run_tasks(const Context& ctx, int64_t tasks, Fn&& fn) {
     for (int64_t t = 0; t < tasks; ++t) fn(t, 0);
   }
 }
+// The fields both attention entry points set.
+cpu::AttentionJob attention_job(const float* q, const float* k, const float* v, float* out, const AttentionShape& shape,
+                                float scale, Precision precision) {
+  cpu::AttentionJob job;
+  job.q = q;
+  job.k = k;
+  job.v = v;
+  job.out = out;
+  job.shape = shape;
+  job.scale = scale;
+  job.precision = precision;
+  return job;
+}
 }  // namespace
 
 void causal_attention(const Context& ctx, const float* q, int64_t n, int64_t past, const float* k_cache,
@@ -293,14 +306,7 @@ void causal_attention(const Context& ctx, const float* q, int64_t n, int64_t pas
                       Precision precision) {
   const cpu::Kernels& k = cpu::kernels_of(ctx);
   if (!k.attention) return reference::causal_attention(q, n, past, k_cache, v_cache, shape, scale, out, precision);
-  cpu::AttentionJob job;
-  job.q = q;
-  job.k = k_cache;
-  job.v = v_cache;
-  job.out = out;
-  job.shape = shape;
-  job.scale = scale;
-  job.precision = precision;
+  cpu::AttentionJob job = attention_job(q, k_cache, v_cache, out, shape, scale, precision);
   job.causal = true;
   job.past = past;
   job.n = n;
@@ -323,14 +329,7 @@ void segment_attention(const Context& ctx, const float* q, const float* k_rows, 
   const cpu::Kernels& k = cpu::kernels_of(ctx);
   if (!k.attention)
     return reference::segment_attention(q, k_rows, v, cu_seqlens, num_segments, shape, scale, out, precision);
-  cpu::AttentionJob job;
-  job.q = q;
-  job.k = k_rows;
-  job.v = v;
-  job.out = out;
-  job.shape = shape;
-  job.scale = scale;
-  job.precision = precision;
+  const cpu::AttentionJob job = attention_job(q, k_rows, v, out, shape, scale, precision);
   const int64_t heads = shape.num_kv_heads;
   // Packed keys and values of (segment s, kv head h) at packed + (offset[s] + h * bytes[s]).
   auto segment_bytes = [&](int64_t s) {
