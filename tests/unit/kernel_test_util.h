@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -75,6 +76,24 @@ inline float bf16_ulp(float v) {
 }
 
 inline const char* dtype_label(DType d) { return dtype_name(d); }
+
+// Checks y[i, j] of a linear kernel against the reference value: within `bound`, widened by one bf16 ulp in
+// Precision::BF16, where the result must also be a bf16 value. Returns the number of failures it reported.
+inline int check_linear_output(int64_t i, int64_t j, float expected, float got, double bound, Precision precision) {
+  int failures = 0;
+  if (precision == Precision::BF16) {
+    bound += bf16_ulp(std::max(std::fabs(expected), std::fabs(got)));
+    if (!is_bf16_value(got)) {
+      ADD_FAILURE() << "y[" << i << "," << j << "] = " << got << " is not a bf16 value";
+      ++failures;
+    }
+  }
+  if (!(std::fabs(static_cast<double>(got) - expected) <= bound)) {
+    ADD_FAILURE() << "y[" << i << "," << j << "]: got " << got << ", reference " << expected << ", bound " << bound;
+    ++failures;
+  }
+  return failures;
+}
 
 }  // namespace testing
 }  // namespace qwen3vl

@@ -59,19 +59,8 @@ void check_linear(const ops::cpu::Kernels& kernels, ThreadPool* pool, const Case
       double magnitude = with_bias ? std::fabs(bias_values[j]) : 0.0;
       for (int64_t kk = 0; kk < c.k; ++kk) magnitude += std::fabs(x[i * c.k + kk] * w_values[j * c.k + kk]);
       const double f32_bound = 2.0 * (c.k + 1) * std::ldexp(1.0, -24) * magnitude + 1e-30;
-      const float e = expected[i * c.rows + j], g = got[i * c.rows + j];
-      double bound = f32_bound;
-      if (precision == Precision::BF16) {
-        bound += testing::bf16_ulp(std::max(std::fabs(e), std::fabs(g)));
-        if (!testing::is_bf16_value(g)) {
-          ADD_FAILURE() << "y[" << i << "," << j << "] = " << g << " is not a bf16 value";
-          ++failures;
-        }
-      }
-      if (!(std::fabs(static_cast<double>(g) - e) <= bound)) {
-        ADD_FAILURE() << "y[" << i << "," << j << "]: got " << g << ", reference " << e << ", bound " << bound;
-        ++failures;
-      }
+      failures += testing::check_linear_output(i, j, expected[i * c.rows + j], got[i * c.rows + j], f32_bound,
+                                               precision);
     }
 }
 

@@ -74,19 +74,9 @@ void check(const ops::cpu::Kernels& kernels, ThreadPool* pool, const Case& c, DT
           sum += std::abs(xq[k]) * (std::abs(quant_code(q.w, j, k)) + 128.0);
         magnitude += std::fabs(f16_to_f32(scales[j * blocks + b]) * xs[b]) * sum;
       }
-      double bound = 2.0 * (c.k / 4.0 + blocks + 4) * std::ldexp(1.0, -24) * magnitude + 1e-30;
-      const float e = expected[i * c.rows + j], g = got[i * c.rows + j];
-      if (precision == Precision::BF16) {
-        bound += testing::bf16_ulp(std::max(std::fabs(e), std::fabs(g)));
-        if (!testing::is_bf16_value(g)) {
-          ADD_FAILURE() << "y[" << i << "," << j << "] = " << g << " is not a bf16 value";
-          ++failures;
-        }
-      }
-      if (!(std::fabs(static_cast<double>(g) - e) <= bound)) {
-        ADD_FAILURE() << "y[" << i << "," << j << "]: got " << g << ", reference " << e << ", bound " << bound;
-        ++failures;
-      }
+      const double bound = 2.0 * (c.k / 4.0 + blocks + 4) * std::ldexp(1.0, -24) * magnitude + 1e-30;
+      failures += testing::check_linear_output(i, j, expected[i * c.rows + j], got[i * c.rows + j], bound,
+                                               precision);
     }
   }
 }
