@@ -28,6 +28,19 @@ namespace {
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
+// Runs `load` on a media file; an error whose message does not start with the path gets it as a prefix, so every
+// per-item message names the file at fault.
+template <typename Load>
+void naming_the_file(const std::string& path, Load&& load) {
+  try {
+    load();
+  } catch (const Error& error) {
+    const std::string message = error.what();
+    if (message.rfind(path, 0) == 0) throw;
+    throw_error(path, ": ", message);
+  }
+}
+
 std::string default_predictions_path(const std::string& data) {
   const std::string suffix = ".jsonl";
   std::string stem = data;
@@ -195,13 +208,9 @@ int eval_command(const EvalOptions& o) {
       GenerationRequest request;
       for (const std::string& path : item.images) {
         if (!file_exists(path)) throw_error(path, ": image file not found");
-        try {
+        naming_the_file(path, [&] {
           request.images.push_back(preprocess_image(decode_image_file(path), model->image_processor, budget));
-        } catch (const Error& error) {
-          const std::string message = error.what();
-          if (message.rfind(path, 0) == 0) throw;
-          throw_error(path, ": ", message);
-        }
+        });
       }
       // Videos go through the same path as `qwen3vl run --video`: transformers' frame sampling (the checkpoint's
       // fps unless the item sets "fps" / "num_frames"), the budget over all frames, <t.t seconds> stamps per pair.
@@ -211,13 +220,9 @@ int eval_command(const EvalOptions& o) {
         VideoOptions video_options;
         video_options.sampling.fps = item.video_fps;
         video_options.sampling.num_frames = item.video_num_frames;
-        try {
+        naming_the_file(path, [&] {
           request.videos.push_back(preprocess_video_file(path, *video_config, video_options));
-        } catch (const Error& error) {
-          const std::string message = error.what();
-          if (message.rfind(path, 0) == 0) throw;
-          throw_error(path, ": ", message);
-        }
+        });
       }
       const int64_t merge = model->config.vision_config.spatial_merge_size;
       std::string chat;
