@@ -60,7 +60,8 @@ void quantize_checkpoint(const std::string& in_dir, const std::string& out_dir, 
     if (is_quantized(t.dtype)) {
       w.shape = {static_cast<int64_t>(t.bytes)};
       metadata[t.name] =
-          nlohmann::json{{"format", weight_format_name(t.dtype)}, {"block", kQuantBlock}, {"shape", t.shape}}.dump();
+          nlohmann::json{{"format", weight_format_name(t.dtype)}, {"block", kQuantBlock}, {"layout", kQuantLayoutName},
+                         {"shape", t.shape}}.dump();
     }
     tensors.push_back(w);
   };

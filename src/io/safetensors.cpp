@@ -81,6 +81,10 @@ void apply_quant_metadata(const std::string& path, const std::string& text, Tens
   else throw_error(path, ": tensor ", view.name, ": unknown quantization format '", format, "' (expected q8 or q4)");
   if (!meta.contains("block") || !meta["block"].is_number_unsigned() || meta["block"].get<uint64_t>() != 32)
     throw_error(path, ": tensor ", view.name, ": quantization block must be 32");
+  if (!meta.contains("layout") || meta["layout"] != kQuantLayoutName)
+    throw_error(path, ": tensor ", view.name, ": quantized layout '",
+                meta.contains("layout") ? meta["layout"].dump() : std::string("(none)"), "' is not ", kQuantLayoutName,
+                " (written by another qwen3vl version): run qwen3vl quantize again on the original checkpoint");
   view.shape.clear();
   for (const json& dim : meta["shape"]) {
     if (!dim.is_number_unsigned()) throw_error(path, ": tensor ", view.name, ": bad quantized shape entry");

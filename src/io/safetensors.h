@@ -2,8 +2,10 @@
 // Format: u64 little-endian header length N, N bytes of JSON {name: {dtype, shape, data_offsets}}, then data.
 // Checkpoints written by `qwen3vl quantize` store each quantized weight as a U8 tensor of its blob's bytes (layout in
 // ops/quant.h) and describe it in the header's __metadata__ under the tensor's own name:
-//   "NAME": "{\"format\": \"q8\", \"block\": 32, \"shape\": [rows, cols]}"   ([experts, rows, cols] for MoE experts)
-// Such a tensor reads back with dtype Q8 / Q4 and that logical shape.
+//   "NAME": "{\"format\": \"q8\", \"block\": 32, \"layout\": \"tiles16x64\", \"shape\": [rows, cols]}"
+// ([experts, rows, cols] for MoE experts). Such a tensor reads back with dtype Q8 / Q4 and that logical shape. The
+// layout names the byte order of ops/quant.h; a file with another (or none: written before the tiled layout) is
+// refused with a message to quantize again.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +15,10 @@
 #include <vector>
 
 #include "core/dtype.h"
+
+namespace qwen3vl {
+constexpr const char* kQuantLayoutName = "tiles16x64";  // the layout of ops/quant.h, in quantized tensors' metadata
+}
 #include "core/mapped_file.h"
 
 namespace qwen3vl {

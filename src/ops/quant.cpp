@@ -91,44 +91,84 @@ uint16_t quantize_block(const float* src, int count, DType format, int8_t* q) {
   return f32_to_f16(best_d);
 }
 
+// Byte of weight (row i of its tile, col c of its group) in a unit's codes: Q8 one byte per weight; Q4 cols c and
+// c + 32 share a byte (low and high nibble).
+inline int64_t code_byte(int64_t i, int64_t c) { return (c % 32) / 4 * 64 + i * 4 + c % 4; }
+inline int64_t q8_code_byte(int64_t i, int64_t c) { return c / 4 * 64 + i * 4 + c % 4; }
+
+uint8_t* unit_of(DType format, uint8_t* blob, int64_t cols, int64_t row, int64_t group) {
+  return blob + (row / kQuantTileRows * quant_groups(cols) + group) * quant_unit_bytes(format);
+}
+
+// Row `row` of the blob from its float weights w[cols] (the padding cols zero).
+void write_row(DType format, const float* w, int64_t cols, int64_t row, uint8_t* blob) {
+  const int64_t i = row % kQuantTileRows;
+  int8_t q[kQuantGroup];
+  for (int64_t g = 0; g < quant_groups(cols); ++g) {
+    uint8_t* unit = unit_of(format, blob, cols, row, g);
+    uint16_t* scales = reinterpret_cast<uint16_t*>(unit + quant_unit_code_bytes(format));
+    for (int64_t h = 0; h < 2; ++h) {
+      const int64_t k0 = (2 * g + h) * kQuantBlock;
+      const int count = static_cast<int>(std::clamp<int64_t>(cols - k0, 0, kQuantBlock));
+      scales[h * kQuantTileRows + i] = quantize_block(w + std::min(k0, cols), count, format, q + h * kQuantBlock);
+    }
+    if (format == DType::Q8) {
+      for (int64_t c = 0; c < kQuantGroup; ++c) unit[q8_code_byte(i, c)] = static_cast<uint8_t>(q[c]);
+    } else {
+      for (int64_t c = 0; c < kQuantGroup / 2; ++c)
+        unit[code_byte(i, c)] = static_cast<uint8_t>((q[c] + 8) | ((q[c + 32] + 8) << 4));
+    }
+  }
+}
+
+// Padding row `row` (>= rows) of the last tile: code 0 (Q4: nibble 8) and scale 0.
+void write_padding_row(DType format, int64_t cols, int64_t row, uint8_t* blob) {
+  const int64_t i = row % kQuantTileRows;
+  for (int64_t g = 0; g < quant_groups(cols); ++g) {
+    uint8_t* unit = unit_of(format, blob, cols, row, g);
+    uint16_t* scales = reinterpret_cast<uint16_t*>(unit + quant_unit_code_bytes(format));
+    scales[i] = scales[kQuantTileRows + i] = 0;
+    if (format == DType::Q8) {
+      for (int64_t c = 0; c < kQuantGroup; ++c) unit[q8_code_byte(i, c)] = 0;
+    } else {
+      for (int64_t c = 0; c < kQuantGroup / 2; ++c) unit[code_byte(i, c)] = 0x88;
+    }
+  }
+}
+
+const uint8_t* unit_of(const WeightMatrix& w, int64_t row, int64_t group) {
+  return unit_of(w.dtype, static_cast<uint8_t*>(const_cast<void*>(w.data)), w.cols, row, group);
+}
+
 }  // namespace
 
 void quantize_rows(DType format, const float* src, int64_t rows, int64_t cols, int64_t r0, int64_t r1,
                    uint8_t* dst) {
   if (!is_quantized(format)) throw_error("internal: quantize_rows to ", dtype_name(format));
-  const int64_t row_bytes = quant_row_bytes(format, cols), blocks = quant_blocks(cols);
-  uint16_t* scales = reinterpret_cast<uint16_t*>(dst + rows * row_bytes);
-  int8_t codes[kQuantGroup];
-  for (int64_t r = r0; r < r1; ++r) {
-    const float* w = src + (r - r0) * cols;
-    uint8_t* out = dst + r * row_bytes;
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t k0 = b * kQuantBlock;
-      const int count = static_cast<int>(std::clamp<int64_t>(cols - k0, 0, kQuantBlock));
-      int8_t* q = codes + (b % 2) * kQuantBlock;
-      scales[r * blocks + b] = quantize_block(w + std::min(k0, cols), count, format, q);
-      if (format == DType::Q8) {
-        std::memcpy(out + k0, q, kQuantBlock);
-      } else if (b % 2 == 1) {  // a group of 64: byte i = (q[i] + 8) | (q[32 + i] + 8) << 4
-        uint8_t* group = out + (b / 2) * (kQuantGroup / 2);
-        for (int i = 0; i < 32; ++i)
-          group[i] = static_cast<uint8_t>((codes[i] + 8) | ((codes[32 + i] + 8) << 4));
-      }
-    }
-  }
+  for (int64_t r = r0; r < r1; ++r) write_row(format, src + (r - r0) * cols, cols, r, dst);
+  if (r1 == rows)
+    for (int64_t r = rows; r < quant_tiles(rows) * kQuantTileRows; ++r) write_padding_row(format, cols, r, dst);
 }
 
 int quant_code(const WeightMatrix& w, int64_t row, int64_t k) {
-  const uint8_t* q = static_cast<const uint8_t*>(w.data) + row * quant_row_bytes(w.dtype, w.cols);
-  if (w.dtype == DType::Q8) return static_cast<int8_t>(q[k]);
-  const uint8_t byte = q[(k / kQuantGroup) * (kQuantGroup / 2) + k % (kQuantGroup / 2)];
-  return ((k % kQuantGroup) < kQuantGroup / 2 ? byte & 0xf : byte >> 4) - 8;
+  const uint8_t* unit = unit_of(w, row, k / kQuantGroup);
+  const int64_t i = row % kQuantTileRows, c = k % kQuantGroup;
+  if (w.dtype == DType::Q8) return static_cast<int8_t>(unit[q8_code_byte(i, c)]);
+  const uint8_t byte = unit[code_byte(i, c)];
+  return (c < kQuantGroup / 2 ? byte & 0xf : byte >> 4) - 8;
+}
+
+float quant_scale(const WeightMatrix& w, int64_t row, int64_t block) {
+  const uint8_t* unit = unit_of(w, row, block / 2);
+  uint16_t bits;
+  std::memcpy(&bits, unit + quant_unit_code_bytes(w.dtype) + 2 * ((block % 2) * kQuantTileRows + row % kQuantTileRows),
+              sizeof bits);
+  return f16_to_f32(bits);
 }
 
 void dequantize_row(const WeightMatrix& w, int64_t row, float* out) {
-  const uint16_t* scales = quant_scales(w) + row * quant_blocks(w.cols);
   for (int64_t k = 0; k < w.cols; ++k)
-    out[k] = f16_to_f32(scales[k / kQuantBlock]) * static_cast<float>(quant_code(w, row, k));
+    out[k] = quant_scale(w, row, k / kQuantBlock) * static_cast<float>(quant_code(w, row, k));
 }
 
 float quantize_x_block(const float* x, int count, int8_t* q) {

@@ -1,12 +1,16 @@
 // Block-quantized weight formats (DType::Q8, DType::Q4) and their scalar reference arithmetic.
 //
-// A quantized [rows, cols] matrix (always out-major, WeightLayout::OutIn) is one contiguous blob:
-//   quants  rows x row_bytes   each row's cols padded with zeros to kc = a multiple of 64
-//   scales  rows x kc/32       fp16, one per block of 32 consecutive weights of a row
-// Q8: one int8 per weight, q in [-127, 127], weight = scale * q (symmetric, like llama.cpp's Q8_0: 8.5 bits/weight).
-// Q4: symmetric 4-bit, q in [-8, 7], stored offset by 8 as nibbles; in each group of 64 weights of a row, byte i
-//     (0..31) holds weight i in its low nibble and weight 32 + i in its high nibble (4.5 bits/weight), so one 32-byte
-//     load and two masks give 64 weights in order. Why these layouts: docs/performance.md, "Quantized weights".
+// A quantized [rows, cols] matrix (always out-major, WeightLayout::OutIn) is one contiguous blob of units: rows are
+// padded with zero weights to tiles of 16 and cols to groups of 64, and unit (tile t, group g) of kQuantTileRows x
+// kQuantGroup weights sits at byte (t * groups + g) * quant_unit_bytes, so a tile's units are one sequential stream.
+// A unit is its codes, then 32 fp16 scales: block 0 of the group (its cols 0..31) for rows 0..15, then block 1.
+// Codes are stored in 64-byte vectors, one 32-bit word per row (byte 4i + j of a vector belongs to row i):
+// Q8: one int8 per weight, q in [-127, 127], weight = scale * q (symmetric, like llama.cpp's Q8_0: 8.5 bits/weight);
+//     vector v (0..15) holds cols 4v .. 4v + 3 of the group.
+// Q4: symmetric 4-bit, q in [-8, 7], stored offset by 8 as nibbles (4.5 bits/weight); vector v (0..7) holds cols
+//     4v .. 4v + 3 in the low nibbles and cols 32 + 4v .. 32 + 4v + 3 in the high nibbles.
+// So one vector is the unsigned-times-signed dot-product operand for 16 rows and four cols, and the x it multiplies
+// is one broadcast 32-bit word. Why this layout: docs/performance.md, "Quantized weights".
 //
 // ops::linear with a quantized weight quantizes each row of x per block of 32 too (int8, scale = max|x| / 127,
 // round to nearest even) and computes y = sum over blocks of (w_scale * x_scale) * (integer dot product of the
@@ -23,32 +27,34 @@
 
 namespace qwen3vl {
 
-constexpr int64_t kQuantBlock = 32;  // weights per scale
-constexpr int64_t kQuantGroup = 64;  // row padding: the kernels read 64 weights at a time
+constexpr int64_t kQuantBlock = 32;     // weights per scale
+constexpr int64_t kQuantGroup = 64;     // cols per unit (two blocks)
+constexpr int64_t kQuantTileRows = 16;  // rows per unit
 
 inline bool is_quantized(DType dtype) { return dtype == DType::Q8 || dtype == DType::Q4; }
 inline int64_t quant_padded_cols(int64_t cols) { return (cols + kQuantGroup - 1) / kQuantGroup * kQuantGroup; }
+inline int64_t quant_tiles(int64_t rows) { return (rows + kQuantTileRows - 1) / kQuantTileRows; }
+inline int64_t quant_groups(int64_t cols) { return quant_padded_cols(cols) / kQuantGroup; }
 inline int64_t quant_blocks(int64_t cols) { return quant_padded_cols(cols) / kQuantBlock; }
-inline int64_t quant_row_bytes(DType dtype, int64_t cols) {
-  return dtype == DType::Q4 ? quant_padded_cols(cols) / 2 : quant_padded_cols(cols);
-}
+// Bytes of one unit's codes, and of the whole unit (codes + 32 fp16 scales).
+inline int64_t quant_unit_code_bytes(DType dtype) { return dtype == DType::Q4 ? 512 : 1024; }
+inline int64_t quant_unit_bytes(DType dtype) { return quant_unit_code_bytes(dtype) + 64; }
 // Bytes of the whole blob.
 inline size_t quant_matrix_bytes(DType dtype, int64_t rows, int64_t cols) {
-  return static_cast<size_t>(rows) * static_cast<size_t>(quant_row_bytes(dtype, cols) + 2 * quant_blocks(cols));
-}
-// The fp16 scales of a quantized matrix: [rows][quant_blocks(cols)] after the quants.
-inline const uint16_t* quant_scales(const WeightMatrix& w) {
-  return reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(w.data) + w.rows * quant_row_bytes(w.dtype, w.cols));
+  return static_cast<size_t>(quant_tiles(rows) * quant_groups(cols) * quant_unit_bytes(dtype));
 }
 
 // Quantizes rows [r0, r1) of a [rows, cols] matrix, given as floats in src [r1 - r0, cols], into the blob `dst` of
-// the whole matrix in `format` (Q8 or Q4). Rows are independent, so disjoint ranges may run on different threads. Q8: scale =
+// the whole matrix in `format` (Q8 or Q4). Rows write disjoint bytes, so disjoint ranges may run on different
+// threads; the range that ends at `rows` also writes the padding rows of the last tile (zero). Q8: scale =
 // max|w| / 127 (as fp16), q = round(w / scale). Q4: the scale (fp16) is the best of a few candidates around max|w| / 8
 // by squared error, refined by least squares.
 void quantize_rows(DType format, const float* src, int64_t rows, int64_t cols, int64_t r0, int64_t r1, uint8_t* dst);
 
-// The integer code of weight (row, k) of a quantized matrix (the weight is its block's scale times the code).
+// The integer code of weight (row, k) of a quantized matrix (the weight is its block's scale times the code), and
+// the scale of block `block` (cols 32 * block ..) of a row.
 int quant_code(const WeightMatrix& w, int64_t row, int64_t k);
+float quant_scale(const WeightMatrix& w, int64_t row, int64_t block);
 
 // Row `row` of a quantized matrix as float (tests, and dequantizing for error measurements).
 void dequantize_row(const WeightMatrix& w, int64_t row, float* out);

@@ -111,7 +111,6 @@ static void linear_quantized(const float* x, int64_t n, const WeightMatrix& w, f
   const int64_t blocks = quant_blocks(w.cols);
   std::vector<int8_t> xq(static_cast<size_t>(blocks * kQuantBlock));
   std::vector<float> x_scale(static_cast<size_t>(blocks));
-  const uint16_t* scales = quant_scales(w);
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t k0 = b * kQuantBlock;
@@ -119,10 +118,9 @@ static void linear_quantized(const float* x, int64_t n, const WeightMatrix& w, f
       x_scale[b] = quantize_x_block(x + i * w.cols + std::min(k0, w.cols), count, xq.data() + k0);
     }
     for (int64_t j = 0; j < w.rows; ++j) {
-      const uint16_t* row_scales = scales + j * blocks;
       float acc = 0.f;
       for (int64_t b = 0; b < blocks; ++b) {
-        const float ws = f16_to_f32(row_scales[b]);
+        const float ws = quant_scale(w, j, b);
         int32_t dot = 0;
         for (int64_t k = b * kQuantBlock; k < std::min(w.cols, (b + 1) * kQuantBlock); ++k)
           dot += static_cast<int32_t>(xq[k]) * quant_code(w, j, k);

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "kernel_test_util.h"
 #include "ops/quant.h"
@@ -56,7 +57,6 @@ void check(const ops::cpu::Kernels& kernels, ThreadPool* pool, const Case& c, DT
   ops::linear(ops::Context{pool, &kernels}, x.data(), c.n, q.w, got.data(), precision, with_bias ? &bias : nullptr);
 
   const int64_t blocks = quant_blocks(c.k);
-  const uint16_t* scales = quant_scales(q.w);
   int failures = 0;
   for (int64_t i = 0; i < c.n && failures < 5; ++i) {
     std::vector<int8_t> xq(static_cast<size_t>(blocks * kQuantBlock));
@@ -72,7 +72,7 @@ void check(const ops::cpu::Kernels& kernels, ThreadPool* pool, const Case& c, DT
         double sum = 0;
         for (int64_t k = b * kQuantBlock; k < std::min(c.k, (b + 1) * kQuantBlock); ++k)
           sum += std::abs(xq[k]) * (std::abs(quant_code(q.w, j, k)) + 128.0);
-        magnitude += std::fabs(f16_to_f32(scales[j * blocks + b]) * xs[b]) * sum;
+        magnitude += std::fabs(quant_scale(q.w, j, b) * xs[b]) * sum;
       }
       const double bound = 2.0 * (c.k / 4.0 + blocks + 4) * std::ldexp(1.0, -24) * magnitude + 1e-30;
       failures += testing::check_linear_output(i, j, expected[i * c.rows + j], got[i * c.rows + j], bound,
@@ -87,13 +87,14 @@ TEST(KernelsQuant, FormatsRoundTripWithinHalfAStep) {
   for (DType format : {DType::Q8, DType::Q4}) {
     SCOPED_TRACE(dtype_name(format));
     const Quantized q = quantize(format, values, rows, cols);
-    EXPECT_EQ(q.blob.size(), static_cast<size_t>(rows * (quant_row_bytes(format, cols) + 2 * quant_blocks(cols))));
+    // One tile of 16 rows, two groups of 64 cols: 8.5 / 4.5 bits per stored weight.
+    EXPECT_EQ(q.blob.size(), static_cast<size_t>(16 * 128 * (format == DType::Q8 ? 8.5 : 4.5) / 8));
     std::vector<float> row(cols);
     double error = 0, energy = 0;
     for (int64_t r = 0; r < rows; ++r) {
       dequantize_row(q.w, r, row.data());
       for (int64_t k = 0; k < cols; ++k) {
-        const float scale = f16_to_f32(quant_scales(q.w)[r * quant_blocks(cols) + k / kQuantBlock]);
+        const float scale = quant_scale(q.w, r, k / kQuantBlock);
         const int code = quant_code(q.w, r, k);
         EXPECT_LE(code, format == DType::Q8 ? 127 : 7);
         EXPECT_GE(code, format == DType::Q8 ? -127 : -8);
@@ -106,8 +107,40 @@ TEST(KernelsQuant, FormatsRoundTripWithinHalfAStep) {
       }
       for (int64_t k = cols; k < quant_padded_cols(cols); ++k) EXPECT_EQ(quant_code(q.w, r, k), 0);
     }
+    for (int64_t r = rows; r < 16; ++r)  // the tile's padding rows: zero codes, zero scales
+      for (int64_t k = 0; k < quant_padded_cols(cols); ++k) {
+        EXPECT_EQ(quant_code(q.w, r, k), 0);
+        EXPECT_EQ(quant_scale(q.w, r, k / kQuantBlock), 0.f);
+      }
     // Relative RMS error of normal weights: ~0.5% at 8 bits, ~10% at 4 bits.
     EXPECT_LT(std::sqrt(error / energy), format == DType::Q8 ? 0.01 : 0.13);
+  }
+}
+
+// The byte positions ops/quant.h documents: unit (tile, group) of 16 rows x 64 cols, codes in 64-byte vectors with
+// one 32-bit word per row, then the 32 fp16 scales (block 0 rows 0..15, block 1 rows 0..15).
+TEST(KernelsQuant, LayoutPlacesEachWeightWhereTheFormatSays) {
+  const int64_t rows = 20, cols = 128;
+  const std::vector<float> values = testing::random_floats(rows * cols, 5);
+  for (DType format : {DType::Q8, DType::Q4}) {
+    SCOPED_TRACE(dtype_name(format));
+    const Quantized q = quantize(format, values, rows, cols);
+    const int64_t unit_bytes = format == DType::Q8 ? 1088 : 576, code_bytes = unit_bytes - 64;
+    for (int64_t r : {0, 5, 15, 16, 19})
+      for (int64_t k : {0, 3, 4, 31, 32, 33, 63, 64, 100, 127}) {
+        const uint8_t* unit = q.blob.data() + (r / 16 * 2 + k / 64) * unit_bytes;
+        const int64_t i = r % 16, c = k % 64;
+        if (format == DType::Q8) {
+          EXPECT_EQ(static_cast<int8_t>(unit[c / 4 * 64 + i * 4 + c % 4]), quant_code(q.w, r, k)) << r << "," << k;
+        } else {
+          const uint8_t byte = unit[(c % 32) / 4 * 64 + i * 4 + c % 4];
+          EXPECT_EQ((c < 32 ? byte & 0xf : byte >> 4) - 8, quant_code(q.w, r, k)) << r << "," << k;
+        }
+        uint16_t scale_bits;
+        std::memcpy(&scale_bits, unit + code_bytes + 2 * (c / 32 * 16 + i), 2);
+        EXPECT_EQ(f16_to_f32(scale_bits), quant_scale(q.w, r, k / 32)) << r << "," << k;
+        EXPECT_NE(quant_scale(q.w, r, k / 32), 0.f);  // a real block (Q4 scales may be negative)
+      }
   }
 }
 

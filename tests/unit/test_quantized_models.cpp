@@ -12,6 +12,7 @@
 #include "engine/logit_divergence.h"
 #include "engine/prompt.h"
 #include "engine/quantize.h"
+#include "io/safetensors.h"
 #include "ops/quant.h"
 #include "test_util.h"
 
@@ -128,6 +129,28 @@ TEST(QuantizedModels, QuantizedCheckpointWithAnotherConfigIsRefused) {
     const std::string message = e.what();
     EXPECT_NE(message.find("mlp.gate_proj.weight"), std::string::npos) << message;
     EXPECT_NE(message.find("config.json"), std::string::npos) << message;
+  }
+}
+
+// A quantized file whose tensors name another byte layout (an older version's) must not be read as this one.
+TEST(QuantizedModels, QuantizedCheckpointInAnotherLayoutIsRefused) {
+  testing::TempDir tmp;
+  const std::string out = tmp.file("q4");
+  QuantizeOptions options;
+  options.weight_format = DType::Q4;
+  quantize_checkpoint(testing::model_fixture("tiny-bf16-untied"), out, options);
+  std::string bytes = testing::read_file(out + "/model.safetensors");
+  const size_t at = bytes.find(kQuantLayoutName);
+  ASSERT_NE(at, std::string::npos);
+  bytes.replace(at, 10, "rowmajor64");  // same length: the header's offsets stay valid
+  testing::write_file(out + "/model.safetensors", bytes);
+  try {
+    load(out);
+    ADD_FAILURE() << "a quantized tensor in another layout must be refused";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("rowmajor64"), std::string::npos) << message;
+    EXPECT_NE(message.find("qwen3vl quantize"), std::string::npos) << message;
   }
 }
 

@@ -5,6 +5,8 @@
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 
+#include <cstring>
+
 namespace qwen3vl {
 namespace ops {
 namespace cpu {

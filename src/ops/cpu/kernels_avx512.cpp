@@ -5,6 +5,8 @@
 #if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BF16__) && defined(__AVX512VNNI__)
 #include <immintrin.h>
 
+#include <cstring>
+
 namespace qwen3vl {
 namespace ops {
 namespace cpu {
