@@ -2,8 +2,10 @@
 """Side-by-side CPU speed of `qwen3vl bench` against llama.cpp (and transformers for the vision encoder) on the
 same Qwen3-VL-2B-shaped random-weight checkpoint, with the same thread count, alternating the engines' runs.
 
-For each weight-format pair (ours `--weight-format bf16|q8|q4` against the GGUF F16 | Q8_0 | Q4_K_M):
+For each weight-format pair (ours bf16 | q8 | q4 against the GGUF F16 | Q8_0 | Q4_K_M):
   pp512, tg128   `qwen3vl bench -p 512 -n 128` against `llama-bench -p 512 -n 128 -o json`
+                 ours q8 / q4 run the checkpoint `qwen3vl quantize` wrote (made when absent), as llama.cpp runs the
+                 GGUF llama-quantize wrote; --convert-at-load runs `--weight-format` on the bf16 checkpoint instead
 For the vision encoder (ours `--vision-format bf16` against mmproj F16):
   image encode   the same synthetic PNG files (448x448 -> 196 visual tokens, 1024x768 -> 768) through
                  `qwen3vl bench --image FILE` and `llama-mtmd-cli` (its "mtmd batch encoding done in N ms" log line;
@@ -138,7 +140,17 @@ def ensure_inputs(args, formats: list[str]) -> dict:
             subprocess.run([str(args.llama_bin / "llama-quantize"), str(f16), str(path), ftype, str(args.threads)],
                            check=True)
         ggufs[fmt] = path
-    return {"ggufs": ggufs, "mmproj": mmproj, "f16": f16}
+    ours = {}
+    for fmt in formats:
+        if fmt == "bf16" or args.convert_at_load:
+            continue
+        path = model.parent / f"{model.name}-{fmt}"
+        if not (path / "config.json").exists():
+            log(f"{path}: quantizing with qwen3vl quantize")
+            subprocess.run([str(args.qwen3vl), "quantize", "-m", str(model), "-o", str(path), "--format", fmt, "-t",
+                            str(args.threads)], check=True)
+        ours[fmt] = path
+    return {"ggufs": ggufs, "mmproj": mmproj, "f16": f16, "ours": ours}
 
 
 def synthetic_png(path: Path, width: int, height: int) -> None:
@@ -159,8 +171,8 @@ def ours_supports(binary: Path, flag: str) -> bool:
     return flag in proc.stdout + proc.stderr
 
 
-def ours_bench(args, extra: list[str]) -> tuple[dict, float]:
-    cmd = [str(args.qwen3vl), "bench", "-m", str(args.model), "-t", str(args.threads), "-r", "1", "--warmup", "1",
+def ours_bench(args, extra: list[str], model: Path | None = None) -> tuple[dict, float]:
+    cmd = [str(args.qwen3vl), "bench", "-m", str(model or args.model), "-t", str(args.threads), "-r", "1", "--warmup", "1",
            "--json", "--video-seconds", "0", "--bandwidth-mib", "0"] + extra
     out, _, rss = run(cmd)
     return json.loads(out), rss
@@ -254,7 +266,8 @@ def markdown(report: dict) -> str:
     c = report["conditions"]
     lines = [
         f"Conditions: {c['cpu']}, {c['threads']} threads for every engine, {c['reps']} alternating runs per engine "
-        f"(each process with its own warmup run; transformers: one warmup on the first image), mean +- sample standard deviation; qwen3vl {c['qwen3vl_commit']}; "
+        f"(each process with its own warmup run{c['warmup_note']}), mean +- sample standard deviation; "
+        f"qwen3vl {c['qwen3vl_commit']} (q8/q4: {c['ours_q_note']}); "
         f"llama.cpp {c['llama_cpp']}; torch {c['torch']} / transformers {c['transformers']}; {c['date']}. "
         "Speed ratio ours/theirs: > 1 means ours is faster (tok/s ratio; for times, theirs/ours). "
         "Memory: peak resident set of the process (GNU time).",
@@ -296,6 +309,8 @@ def main() -> int:
     ap.add_argument("--tests", default="text,image", help="text (pp512, tg128) and/or image (encode)")
     ap.add_argument("--images", default="448x448,1024x768")
     ap.add_argument("--no-transformers", action="store_true", help="leave out the transformers vision peer")
+    ap.add_argument("--convert-at-load", action="store_true",
+                    help="ours q8/q4 convert the bf16 checkpoint at load instead of running a qwen3vl quantize output")
     ap.add_argument("--out-json", type=Path, default=Path("compare_llamacpp.json"))
     ap.add_argument("--out-md", type=Path, default=Path("compare_llamacpp.md"))
     args = ap.parse_args()
@@ -352,12 +367,13 @@ def main() -> int:
             for fmt_name in runnable:
                 gguf = inputs["ggufs"][fmt_name]
                 ours_extra = ["-p", "512", "-n", "128", "--image", "none"]
-                if has_weight_format:
+                ours_model = inputs["ours"].get(fmt_name)
+                if has_weight_format and ours_model is None:
                     ours_extra += ["--weight-format", fmt_name]
                 got = {"ours": {"pp512": [], "tg128": [], "rss": []}, "llama": {"pp512": [], "tg128": [], "rss": []}}
                 for rep in range(args.reps):
                     log(f"[{fmt_name}] rep {rep + 1}/{args.reps}: qwen3vl bench")
-                    j, rss = ours_bench(args, ours_extra)
+                    j, rss = ours_bench(args, ours_extra, ours_model)
                     for t in j["tests"]:
                         got["ours"][t["test"]].append(t["mean"])
                     got["ours"]["rss"].append(rss)
@@ -432,8 +448,12 @@ def main() -> int:
             "qwen3vl_binary": str(args.qwen3vl), "llama_cpp": llama_version(args.llama_root, llama_json_seen),
             "llama_bin": str(args.llama_bin), "torch": torch_version, "transformers": tf_version,
             "model": str(args.model), "ggufs": {k: str(v) for k, v in inputs["ggufs"].items()},
+            "ours_quantized": {k: str(v) for k, v in inputs["ours"].items()} or "converted at load",
             "mmproj": str(inputs["mmproj"]),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "warmup_note": "; transformers: one warmup on the first image" if "image" in tests and not args.no_transformers
+            else "",
+            "ours_q_note": "converted at load" if args.convert_at_load else "a qwen3vl quantize checkpoint",
         },
         "rows": rows, "memory": memory, "notes": notes, "raw": raw,
     }
