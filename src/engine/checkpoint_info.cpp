@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "engine/loaded_model.h"
 #include "io/model_config.h"
+#include "model/text_decoder.h"
 #include "io/safetensors.h"
 #include "tokenizer/chat_template.h"
 
@@ -104,10 +105,9 @@ int64_t decoder_scratch_bytes(const TextConfig& c, int64_t n) {
   if (c.num_experts > 0) {
     per_token += 2 * c.num_experts + c.num_experts_per_tok * (c.hidden_size + 2) +
                  c.num_experts_per_tok * (2 * c.hidden_size + 3 * c.moe_intermediate_size);
-  } else {
-    per_token += 2 * c.intermediate_size;
+    return 4 * (n * per_token + c.vocab_size);
   }
-  return 4 * (n * per_token + c.vocab_size);
+  return 4 * (n * per_token + 2 * c.intermediate_size * mlp_chunk_rows(n) + c.vocab_size);
 }
 
 }  // namespace
@@ -176,13 +176,12 @@ nlohmann::ordered_json describe_checkpoint(const std::string& dir, int64_t conte
 
   const int64_t kv_elements_per_token = t.num_hidden_layers * 2 * t.num_key_value_heads * t.head_dim;
   const int64_t image_tokens = max_image_tokens > 0 ? max_image_tokens : preprocessor_max_image_tokens(dir, v);
-  const int64_t kv = kv_elements_per_token * context * 4;  // this engine keeps the KV cache in float32
+  const int64_t kv = kv_elements_per_token * context * act_bytes;  // the KV cache holds the activation dtype
   const int64_t vision = vision_activation_bytes(v, image_tokens);
   const int64_t scratch = decoder_scratch_bytes(t, context);
   ordered_json memory = {
       {"weights_mapped_bytes", totals.bytes},
       {"kv_cache_bytes_per_1k_tokens", kv_elements_per_token * 1024 * act_bytes},
-      {"kv_cache_bytes_per_1k_tokens_engine_f32", kv_elements_per_token * 1024 * 4},
       {"context_tokens", context},
       {"kv_cache_bytes", kv},
       {"decoder_scratch_bytes", scratch},

@@ -5,11 +5,11 @@
 //   dtypes {safetensors dtype: tensor count}, activation_dtype ("bf16" | "f32"), tensors, tensor_bytes,
 //   safetensors_files, bytes_on_disk, parameters {text_total, text_active, vision, total, active},
 //   chat_template ("Instruct" | "Thinking" | "none" | "unknown"), tokenizer (bool),
-//   memory {weights_mapped_bytes, kv_cache_bytes_per_1k_tokens (at the activation dtype),
-//           kv_cache_bytes_per_1k_tokens_engine_f32, context_tokens, kv_cache_bytes, decoder_scratch_bytes,
+//   memory {weights_mapped_bytes, kv_cache_bytes_per_1k_tokens (at the activation dtype, as the engine stores it),
+//           context_tokens, kv_cache_bytes, decoder_scratch_bytes,
 //           image_tokens, vision_activation_bytes, total_bytes, expert_bytes_read_per_token (MoE)}.
-// Active parameters count k/E of the expert tensors. Memory plans for `context` tokens of float32 KV cache (as
-// this engine stores it), a prefill of that length, and one image of `max_image_tokens` merged visual tokens
+// Active parameters count k/E of the expert tensors. Memory plans for `context` tokens of KV cache at the activation
+// dtype (as this engine stores it), a prefill of that length, and one image of `max_image_tokens` merged visual tokens
 // (<= 0: the largest the checkpoint's preprocessor_config.json allows, else the released 16384).
 #pragma once
 

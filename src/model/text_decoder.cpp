@@ -1,7 +1,6 @@
 #include "model/text_decoder.h"
 
 #include <cmath>
-#include <cstring>
 
 #include "core/error.h"
 
@@ -16,7 +15,8 @@ TextDecoder::TextDecoder(const ModelConfig& config, const TextWeights& weights, 
       ctx_(ctx) {}
 
 KVCache TextDecoder::make_cache(int64_t capacity) const {
-  return KVCache(config_.num_hidden_layers, capacity, config_.num_key_value_heads, config_.head_dim);
+  return KVCache(config_.num_hidden_layers, capacity, config_.num_key_value_heads, config_.head_dim,
+                 precision_ == Precision::BF16 ? DType::BF16 : DType::F32);
 }
 
 void TextDecoder::embed(const int32_t* ids, int64_t n, float* out) const {
@@ -44,14 +44,12 @@ void TextDecoder::attention_block(int64_t layer, int64_t n, KVCache& cache, Deco
   ops::apply_rotary(ctx_, work.q.data(), n, n_heads, hd, work.cos.data(), work.sin.data(), precision_);
   ops::apply_rotary(ctx_, work.k.data(), n, n_kv, hd, work.cos.data(), work.sin.data(), precision_);
 
-  const size_t row_bytes = static_cast<size_t>(cache.row_width()) * sizeof(float);
-  std::memcpy(cache.keys(layer) + past * cache.row_width(), work.k.data(), n * row_bytes);
-  std::memcpy(cache.values(layer) + past * cache.row_width(), work.v.data(), n * row_bytes);
+  cache.write(layer, past, n, work.k.data(), work.v.data());
 
   const ops::AttentionShape shape{n_heads, n_kv, hd};
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));  // head_dim ** -0.5
   ops::causal_attention(ctx_, work.q.data(), n, past, cache.keys(layer), cache.values(layer), shape, scale,
-                        work.attn.data(), precision_);  // [n, n_heads*hd]
+                        work.attn.data(), precision_, cache.dtype());  // [n, n_heads*hd]
   ops::linear(ctx_, work.attn.data(), n, w.o_proj, work.proj.data(), precision_);  // [n, hidden]
 }
 
@@ -63,11 +61,17 @@ void TextDecoder::mlp_block(int64_t layer, int64_t n, DecoderWorkspace& work, co
                      ctx_);
     return;
   }
-  ops::linear(ctx_, work.normed.data(), n, w.gate_proj, work.gate.data(), precision_);  // [n, intermediate]
-  ops::linear(ctx_, work.normed.data(), n, w.up_proj, work.up.data(), precision_);      // [n, intermediate]
-  ops::silu_mul(ctx_, work.gate.data(), work.up.data(), static_cast<size_t>(n * config_.intermediate_size),
-                work.gate.data(), precision_);
-  ops::linear(ctx_, work.gate.data(), n, w.down_proj, work.proj.data(), precision_);  // [n, hidden]
+  // Rows are independent: a long prefill goes through in chunks (see mlp_chunk_rows), all but none tiny.
+  const int64_t chunk = mlp_chunk_rows(n), hidden = config_.hidden_size;
+  for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+    const int64_t m = std::min(chunk, n - r0);
+    const float* x = work.normed.data() + r0 * hidden;
+    ops::linear(ctx_, x, m, w.gate_proj, work.gate.data(), precision_);  // [m, intermediate]
+    ops::linear(ctx_, x, m, w.up_proj, work.up.data(), precision_);      // [m, intermediate]
+    ops::silu_mul(ctx_, work.gate.data(), work.up.data(), static_cast<size_t>(m * config_.intermediate_size),
+                  work.gate.data(), precision_);
+    ops::linear(ctx_, work.gate.data(), m, w.down_proj, work.proj.data() + r0 * hidden, precision_);  // [m, hidden]
+  }
 }
 
 void TextDecoder::forward(const float* inputs_embeds, int64_t n, const MropePositions& positions, KVCache& cache,
@@ -87,8 +91,8 @@ void TextDecoder::forward(const float* inputs_embeds, int64_t n, const MropePosi
   work.v.resize(static_cast<size_t>(n * kv_width));
   work.attn.resize(static_cast<size_t>(n * q_width));
   work.proj.resize(static_cast<size_t>(n * hidden));
-  work.gate.resize(static_cast<size_t>(n * config_.intermediate_size));
-  work.up.resize(static_cast<size_t>(n * config_.intermediate_size));
+  work.gate.resize(static_cast<size_t>(mlp_chunk_rows(n) * config_.intermediate_size));
+  work.up.resize(static_cast<size_t>(mlp_chunk_rows(n) * config_.intermediate_size));
   work.cos.resize(static_cast<size_t>(n * config_.head_dim));
   work.sin.resize(static_cast<size_t>(n * config_.head_dim));
   rotary_.compute(positions, work.cos.data(), work.sin.data(), precision_);

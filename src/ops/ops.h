@@ -101,11 +101,14 @@ struct AttentionShape {
 };
 
 // Causal attention of n query rows that sit at cache indices past .. past+n-1 over cache rows 0 .. past+n-1.
-// q [n, num_heads, head_dim]; k_cache, v_cache [>= past+n, num_kv_heads, head_dim]; out [n, num_heads*head_dim].
+// q [n, num_heads, head_dim]; k_cache, v_cache [>= past+n, num_kv_heads, head_dim] of cache_dtype (F32, or BF16:
+// the cache of a bf16 model, whose keys and values are bf16 values, so it holds them exactly in half the bytes, as
+// transformers' cache holds bf16 tensors); out [n, num_heads*head_dim].
 // Follows transformers' eager_attention_forward: scores = (q·k) * scale, causal mask, softmax in float as torch's
 // CPU kernel computes it over the row of past+n keys (the masked ones add exact zeros), then · v.
-void causal_attention(const float* q, int64_t n, int64_t past, const float* k_cache, const float* v_cache,
-                      const AttentionShape& shape, float scale, float* out, Precision precision);
+void causal_attention(const float* q, int64_t n, int64_t past, const void* k_cache, const void* v_cache,
+                      const AttentionShape& shape, float scale, float* out, Precision precision,
+                      DType cache_dtype = DType::F32);
 
 // Non-causal (full) attention inside each segment [cu_seqlens[s], cu_seqlens[s+1]) of n = cu_seqlens[num_segments]
 // rows; rows of different segments never see each other (the vision tower: one segment per image / temporal slice).
@@ -129,8 +132,9 @@ void add_inplace(const Context& ctx, float* x, const float* y, size_t count, Pre
 void silu_mul(const Context& ctx, const float* gate, const float* up, size_t count, float* out, Precision precision);
 void apply_rotary(const Context& ctx, float* x, int64_t rows, int64_t heads, int64_t head_dim, const float* cos,
                   const float* sin, Precision precision);
-void causal_attention(const Context& ctx, const float* q, int64_t n, int64_t past, const float* k_cache,
-                      const float* v_cache, const AttentionShape& shape, float scale, float* out, Precision precision);
+void causal_attention(const Context& ctx, const float* q, int64_t n, int64_t past, const void* k_cache,
+                      const void* v_cache, const AttentionShape& shape, float scale, float* out, Precision precision,
+                      DType cache_dtype = DType::F32);
 void segment_attention(const Context& ctx, const float* q, const float* k, const float* v, const int64_t* cu_seqlens,
                        int64_t num_segments, const AttentionShape& shape, float scale, float* out,
                        Precision precision);
@@ -151,8 +155,9 @@ void add_inplace(float* x, const float* y, size_t count, Precision precision);
 void silu_mul(const float* gate, const float* up, size_t count, float* out, Precision precision);
 void apply_rotary(float* x, int64_t rows, int64_t heads, int64_t head_dim, const float* cos, const float* sin,
                   Precision precision);
-void causal_attention(const float* q, int64_t n, int64_t past, const float* k_cache, const float* v_cache,
-                      const AttentionShape& shape, float scale, float* out, Precision precision);
+void causal_attention(const float* q, int64_t n, int64_t past, const void* k_cache, const void* v_cache,
+                      const AttentionShape& shape, float scale, float* out, Precision precision,
+                      DType cache_dtype = DType::F32);
 void segment_attention(const float* q, const float* k, const float* v, const int64_t* cu_seqlens,
                        int64_t num_segments, const AttentionShape& shape, float scale, float* out,
                        Precision precision);

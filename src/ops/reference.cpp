@@ -241,11 +241,19 @@ void apply_rotary(float* x, int64_t rows, int64_t heads, int64_t head_dim, const
   }
 }
 
-void causal_attention(const float* q, int64_t n, int64_t past, const float* k_cache, const float* v_cache,
-                      const AttentionShape& shape, float scale, float* out, Precision precision) {
+void causal_attention(const float* q, int64_t n, int64_t past, const void* k_cache, const void* v_cache,
+                      const AttentionShape& shape, float scale, float* out, Precision precision, DType cache_dtype) {
   const int64_t group = shape.num_heads / shape.num_kv_heads;
   const int64_t hd = shape.head_dim;
   const int64_t kv_stride = shape.num_kv_heads * hd;
+  const size_t elem = dtype_size(cache_dtype);
+  // Cache row j of kv head `kv_head` as floats (a BF16 cache widens exactly).
+  std::vector<float> row(static_cast<size_t>(hd));
+  auto cache_row = [&](const void* cache, int64_t j, int64_t kv_head) {
+    convert_to_f32(cache_dtype, static_cast<const uint8_t*>(cache) + (j * kv_stride + kv_head * hd) * elem,
+                   row.data(), static_cast<size_t>(hd));
+    return row.data();
+  };
   std::vector<float> scores(static_cast<size_t>(past + n));
   std::vector<float> acc(static_cast<size_t>(hd));
   for (int64_t i = 0; i < n; ++i) {
@@ -254,14 +262,14 @@ void causal_attention(const float* q, int64_t n, int64_t past, const float* k_ca
       const float* qh = q + (i * shape.num_heads + h) * hd;
       const int64_t kv_head = h / group;
       for (int64_t j = 0; j < visible; ++j) {
-        const float raw = round_to(precision, dot(qh, k_cache + j * kv_stride + kv_head * hd, hd));
+        const float raw = round_to(precision, dot(qh, cache_row(k_cache, j, kv_head), hd));
         scores[j] = round_to(precision, raw * scale);
       }
       softmax_like_torch_cpu(scores.data(), visible, past + n);  // the row holds past+n keys, the rest masked
       std::fill(acc.begin(), acc.end(), 0.f);
       for (int64_t j = 0; j < visible; ++j) {
         const float p = round_to(precision, scores[j]);
-        const float* vj = v_cache + j * kv_stride + kv_head * hd;
+        const float* vj = cache_row(v_cache, j, kv_head);
         for (int64_t d = 0; d < hd; ++d) acc[d] += p * vj[d];
       }
       float* o = out + (i * shape.num_heads + h) * hd;

@@ -51,6 +51,8 @@ void check_decode_allocates_nothing(const std::string& checkpoint, int threads, 
   const std::vector<int32_t> prompt = {5, 17, 33, 2, 9, 11, 40};
   const int64_t n = static_cast<int64_t>(prompt.size()), steps = 16;
   KVCache cache = decoder.make_cache(n + steps);
+  // The cache holds the activation dtype: bf16 values of a bf16 model in half the bytes of float.
+  EXPECT_EQ(cache.dtype(), checkpoint.find("bf16") != std::string::npos ? DType::BF16 : DType::F32);
   DecoderWorkspace work;
   std::vector<float> embeds(static_cast<size_t>(n * hidden)), logits;
   decoder.embed(prompt.data(), n, embeds.data());

@@ -83,6 +83,49 @@ TEST(KernelsAttention, CausalMatchesTheReference) {
         }
 }
 
+std::vector<uint16_t> as_bf16_bits(const std::vector<float>& v) {
+  std::vector<uint16_t> bits(v.size());
+  for (size_t i = 0; i < v.size(); ++i) bits[i] = f32_to_bf16(v[i]);
+  return bits;
+}
+
+// A BF16 cache (a bf16 model's) holds the same bf16 values as a float one: every path (direct decode rows, blocked
+// prefill, the reference) gives bit-identical results from either, and the kernels match the reference.
+TEST(KernelsAttention, Bf16CacheEqualsTheFloatCacheOfTheSameValues) {
+  const std::vector<CausalCase> cases = {{1, 0, 2, 1, 16}, {1, 200, 16, 8, 128}, {3, 37, 4, 2, 24},
+                                         {64, 0, 4, 2, 128}, {100, 17, 4, 1, 72}, {33, 250, 2, 2, 16}};
+  ThreadPool pool(2);
+  uint32_t seed = 900;
+  for (const CausalCase& c : cases) {
+    const int64_t rows = c.past + c.n;
+    const auto q = inputs(c.n * c.heads * c.head_dim, seed++, 1.0f, Precision::BF16);
+    const auto kc = inputs(rows * c.kv_heads * c.head_dim, seed++, 1.0f, Precision::BF16);
+    const auto vc = inputs(rows * c.kv_heads * c.head_dim, seed++, 1.0f, Precision::BF16);
+    const std::vector<uint16_t> kb = as_bf16_bits(kc), vb = as_bf16_bits(vc);
+    const ops::AttentionShape shape{c.heads, c.kv_heads, c.head_dim};
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    const size_t out_size = static_cast<size_t>(c.n * c.heads * c.head_dim);
+    std::vector<float> reference_f32(out_size), reference_bf16(out_size, -777.f);
+    ops::reference::causal_attention(q.data(), c.n, c.past, kc.data(), vc.data(), shape, scale,
+                                     reference_f32.data(), Precision::BF16);
+    ops::reference::causal_attention(q.data(), c.n, c.past, kb.data(), vb.data(), shape, scale,
+                                     reference_bf16.data(), Precision::BF16, DType::BF16);
+    EXPECT_EQ(reference_bf16, reference_f32) << "reference, n=" << c.n << " past=" << c.past;
+    for (const ops::cpu::Kernels* k : testing::optimized_kernel_sets())
+      for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+        SCOPED_TRACE(std::string(k->name) + " n=" + std::to_string(c.n) + " past=" + std::to_string(c.past) +
+                     " head_dim=" + std::to_string(c.head_dim) + (p ? " pool" : ""));
+        std::vector<float> from_f32(out_size, -777.f), from_bf16(out_size, -555.f);
+        ops::causal_attention(ops::Context{p, k}, q.data(), c.n, c.past, kc.data(), vc.data(), shape, scale,
+                              from_f32.data(), Precision::BF16);
+        ops::causal_attention(ops::Context{p, k}, q.data(), c.n, c.past, kb.data(), vb.data(), shape, scale,
+                              from_bf16.data(), Precision::BF16, DType::BF16);
+        EXPECT_EQ(from_bf16, from_f32);
+        compare(reference_bf16, from_bf16, max_abs(vc), Precision::BF16);
+      }
+  }
+}
+
 TEST(KernelsAttention, SegmentsMatchTheReference) {
   const std::vector<std::vector<int64_t>> segmentations = {{0, 1}, {0, 7, 8, 60}, {0, 300}, {0, 64, 128, 192},
                                                            {0, 5, 305}};

@@ -113,9 +113,7 @@ void print_text(const ordered_json& j) {
                                  human_bytes(m["expert_bytes_read_per_token"].get<double>()) + ")"
                            : ""));
   line("", "KV cache " + human_bytes(m["kv_cache_bytes_per_1k_tokens"].get<double>()) + " per 1k tokens at " +
-               j["activation_dtype"].get<std::string>() + " (" +
-               human_bytes(m["kv_cache_bytes_per_1k_tokens_engine_f32"].get<double>()) + " as this engine stores it, "
-               "float32)");
+               j["activation_dtype"].get<std::string>());
   line("", "vision budget " + human_bytes(m["vision_activation_bytes"].get<double>()) + " for one image of " +
                std::to_string(m["image_tokens"].get<int64_t>()) + " visual tokens");
   line("", "total for a " + std::to_string(m["context_tokens"].get<int64_t>()) + "-token context: " +

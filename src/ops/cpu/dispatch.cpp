@@ -287,7 +287,7 @@ void run_tasks(const Context& ctx, int64_t tasks, Fn&& fn) {
   }
 }
 // The fields both attention entry points set.
-cpu::AttentionJob attention_job(const float* q, const float* k, const float* v, float* out, const AttentionShape& shape,
+cpu::AttentionJob attention_job(const float* q, const void* k, const void* v, float* out, const AttentionShape& shape,
                                 float scale, Precision precision) {
   cpu::AttentionJob job;
   job.q = q;
@@ -301,12 +301,16 @@ cpu::AttentionJob attention_job(const float* q, const float* k, const float* v, 
 }
 }  // namespace
 
-void causal_attention(const Context& ctx, const float* q, int64_t n, int64_t past, const float* k_cache,
-                      const float* v_cache, const AttentionShape& shape, float scale, float* out,
-                      Precision precision) {
+void causal_attention(const Context& ctx, const float* q, int64_t n, int64_t past, const void* k_cache,
+                      const void* v_cache, const AttentionShape& shape, float scale, float* out, Precision precision,
+                      DType cache_dtype) {
+  if (cache_dtype != DType::F32 && cache_dtype != DType::BF16)
+    throw_error("internal: a KV cache of ", dtype_name(cache_dtype));
   const cpu::Kernels& k = cpu::kernels_of(ctx);
-  if (!k.attention) return reference::causal_attention(q, n, past, k_cache, v_cache, shape, scale, out, precision);
+  if (!k.attention)
+    return reference::causal_attention(q, n, past, k_cache, v_cache, shape, scale, out, precision, cache_dtype);
   cpu::AttentionJob job = attention_job(q, k_cache, v_cache, out, shape, scale, precision);
+  job.kv_dtype = cache_dtype;
   job.causal = true;
   job.past = past;
   job.n = n;
@@ -415,9 +419,9 @@ void apply_rotary(float* x, int64_t rows, int64_t heads, int64_t head_dim, const
                   Precision precision) {
   apply_rotary(Context{}, x, rows, heads, head_dim, cos, sin, precision);
 }
-void causal_attention(const float* q, int64_t n, int64_t past, const float* k_cache, const float* v_cache,
-                      const AttentionShape& shape, float scale, float* out, Precision precision) {
-  causal_attention(Context{}, q, n, past, k_cache, v_cache, shape, scale, out, precision);
+void causal_attention(const float* q, int64_t n, int64_t past, const void* k_cache, const void* v_cache,
+                      const AttentionShape& shape, float scale, float* out, Precision precision, DType cache_dtype) {
+  causal_attention(Context{}, q, n, past, k_cache, v_cache, shape, scale, out, precision, cache_dtype);
 }
 void segment_attention(const float* q, const float* k, const float* v, const int64_t* cu_seqlens,
                        int64_t num_segments, const AttentionShape& shape, float scale, float* out,

@@ -39,8 +39,9 @@ struct LinearJob {
 // Attention of query rows [q_begin, q_end) of one KV head's query heads over keys [k_begin, k_end).
 struct AttentionJob {
   const float* q = nullptr;  // [rows, num_heads, head_dim]
-  const float* k = nullptr;  // [keys, num_kv_heads, head_dim]
-  const float* v = nullptr;  // like k
+  const void* k = nullptr;   // [keys, num_kv_heads, head_dim] of kv_dtype
+  const void* v = nullptr;   // like k
+  DType kv_dtype = DType::F32;  // F32, or BF16 (a KV cache of bf16 values)
   float* out = nullptr;      // [rows, num_heads * head_dim]
   AttentionShape shape;
   float scale = 1.f;
