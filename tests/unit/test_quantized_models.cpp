@@ -113,45 +113,45 @@ TEST(QuantizedModels, QuantizedCheckpointLoadsToTheSameNumbersAsLoadTimeConversi
     }
 }
 
+// `qwen3vl quantize` of a fixture into tmp/name.
+std::string quantized_fixture(const testing::TempDir& tmp, const std::string& name, DType format) {
+  const std::string out = tmp.file(name);
+  QuantizeOptions options;
+  options.weight_format = format;
+  quantize_checkpoint(testing::model_fixture("tiny-bf16-untied"), out, options);
+  return out;
+}
+
+// Loading `dir` must fail with a message that holds every needle.
+void expect_refused(const std::string& dir, const std::vector<std::string>& needles, const char* why) {
+  try {
+    load(dir);
+    ADD_FAILURE() << why;
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    for (const std::string& needle : needles) EXPECT_NE(message.find(needle), std::string::npos) << message;
+  }
+}
+
 TEST(QuantizedModels, QuantizedCheckpointWithAnotherConfigIsRefused) {
   testing::TempDir tmp;
-  const std::string out = tmp.file("q8");
-  QuantizeOptions options;
-  options.weight_format = DType::Q8;
-  quantize_checkpoint(testing::model_fixture("tiny-bf16-untied"), out, options);
+  const std::string out = quantized_fixture(tmp, "q8", DType::Q8);
   nlohmann::json config = nlohmann::json::parse(testing::read_file(out + "/config.json"));
   config["text_config"]["intermediate_size"] = config["text_config"]["intermediate_size"].get<int64_t>() + 32;
   testing::write_file(out + "/config.json", config.dump());
-  try {
-    load(out);
-    ADD_FAILURE() << "a quantized tensor of another shape must be refused";
-  } catch (const Error& e) {
-    const std::string message = e.what();
-    EXPECT_NE(message.find("mlp.gate_proj.weight"), std::string::npos) << message;
-    EXPECT_NE(message.find("config.json"), std::string::npos) << message;
-  }
+  expect_refused(out, {"mlp.gate_proj.weight", "config.json"}, "a quantized tensor of another shape must be refused");
 }
 
 // A quantized file whose tensors name another byte layout (an older version's) must not be read as this one.
 TEST(QuantizedModels, QuantizedCheckpointInAnotherLayoutIsRefused) {
   testing::TempDir tmp;
-  const std::string out = tmp.file("q4");
-  QuantizeOptions options;
-  options.weight_format = DType::Q4;
-  quantize_checkpoint(testing::model_fixture("tiny-bf16-untied"), out, options);
+  const std::string out = quantized_fixture(tmp, "q4", DType::Q4);
   std::string bytes = testing::read_file(out + "/model.safetensors");
   const size_t at = bytes.find(kQuantLayoutName);
   ASSERT_NE(at, std::string::npos);
   bytes.replace(at, 10, "rowmajor64");  // same length: the header's offsets stay valid
   testing::write_file(out + "/model.safetensors", bytes);
-  try {
-    load(out);
-    ADD_FAILURE() << "a quantized tensor in another layout must be refused";
-  } catch (const Error& e) {
-    const std::string message = e.what();
-    EXPECT_NE(message.find("rowmajor64"), std::string::npos) << message;
-    EXPECT_NE(message.find("qwen3vl quantize"), std::string::npos) << message;
-  }
+  expect_refused(out, {"rowmajor64", "qwen3vl quantize"}, "a quantized tensor in another layout must be refused");
 }
 
 TEST(QuantizedModels, QuantizeNeverOverwritesAndLeavesNothingOnFailure) {
