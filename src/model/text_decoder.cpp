@@ -61,7 +61,7 @@ void TextDecoder::mlp_block(int64_t layer, int64_t n, DecoderWorkspace& work, co
                      ctx_);
     return;
   }
-  // Rows are independent: a long prefill goes through in chunks (see mlp_chunk_rows), all but none tiny.
+  // Rows are independent: a long prefill goes through in chunks (see mlp_chunk_rows), none of them tiny.
   const int64_t chunk = mlp_chunk_rows(n), hidden = config_.hidden_size;
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
     const int64_t m = std::min(chunk, n - r0);
