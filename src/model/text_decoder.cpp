@@ -35,9 +35,10 @@ void TextDecoder::attention_block(int64_t layer, int64_t n, KVCache& cache, Deco
   const int64_t n_kv = config_.num_key_value_heads;
   const int64_t past = cache.length();
 
-  ops::linear(ctx_, work.normed.data(), n, w.q_proj, work.q.data(), precision_);  // [n, n_heads*hd]
-  ops::linear(ctx_, work.normed.data(), n, w.k_proj, work.k.data(), precision_);  // [n, n_kv*hd]
-  ops::linear(ctx_, work.normed.data(), n, w.v_proj, work.v.data(), precision_);  // [n, n_kv*hd]
+  const ops::LinearOutput qkv[] = {{&w.q_proj, work.q.data()},   // [n, n_heads*hd]
+                                   {&w.k_proj, work.k.data()},   // [n, n_kv*hd]
+                                   {&w.v_proj, work.v.data()}};  // [n, n_kv*hd]
+  ops::linear_group(ctx_, work.normed.data(), n, qkv, 3, precision_);
   const float eps = static_cast<float>(config_.rms_norm_eps);
   ops::rms_norm(ctx_, work.q.data(), n * n_heads, hd, w.q_norm, eps, work.q.data(), precision_);
   ops::rms_norm(ctx_, work.k.data(), n * n_kv, hd, w.k_norm, eps, work.k.data(), precision_);
@@ -66,8 +67,9 @@ void TextDecoder::mlp_block(int64_t layer, int64_t n, DecoderWorkspace& work, co
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
     const int64_t m = std::min(chunk, n - r0);
     const float* x = work.normed.data() + r0 * hidden;
-    ops::linear(ctx_, x, m, w.gate_proj, work.gate.data(), precision_);  // [m, intermediate]
-    ops::linear(ctx_, x, m, w.up_proj, work.up.data(), precision_);      // [m, intermediate]
+    const ops::LinearOutput gate_up[] = {{&w.gate_proj, work.gate.data()},  // [m, intermediate]
+                                         {&w.up_proj, work.up.data()}};     // [m, intermediate]
+    ops::linear_group(ctx_, x, m, gate_up, 2, precision_);
     ops::silu_mul(ctx_, work.gate.data(), work.up.data(), static_cast<size_t>(m * config_.intermediate_size),
                   work.gate.data(), precision_);
     ops::linear(ctx_, work.gate.data(), m, w.down_proj, work.proj.data() + r0 * hidden, precision_);  // [m, hidden]

@@ -58,7 +58,8 @@ struct Context {
 };
 
 // y[n, w.rows] = x[n, w.cols] · w^T (+ bias[w.rows]), result rounded per precision. The one matmul entry point of
-// the engine: quantized formats, LoRA and profiling hook in here. With a bias the sum is rounded ONCE, as PyTorch's
+// the engine (with linear_group below, which it is one output of): quantized formats, LoRA and profiling hook in
+// here. With a bias the sum is rounded ONCE, as PyTorch's
 // addmm (nn.Linear on 2-D input) adds the bias inside the float accumulator before the bf16 cast.
 // Both layouts: an InOut weight is read in place (one pass over its bytes), never transposed or copied.
 void linear(const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision,
@@ -122,6 +123,16 @@ void segment_attention(const float* q, const float* k, const float* v, const int
 // float summation order, BF16 results are rounded at the same points).
 void linear(const Context& ctx, const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision,
             const WeightVector* bias = nullptr);
+// Several linears of the same x (q/k/v, gate/up): y_i = linear(x, w_i) (+ bias_i) for up to 4 outputs, with x
+// packed once and one hand-off to the pool for all of them when the weights share cols, format and layout (else
+// one linear each). Same numbers as separate linear calls.
+struct LinearOutput {
+  const WeightMatrix* w = nullptr;
+  float* y = nullptr;  // [n, w->rows]
+  const WeightVector* bias = nullptr;
+};
+void linear_group(const Context& ctx, const float* x, int64_t n, const LinearOutput* outputs, int count,
+                  Precision precision);
 void rms_norm(const Context& ctx, const float* x, int64_t rows, int64_t dim, const WeightVector& weight, float eps,
               float* out, Precision precision);
 void layer_norm(const Context& ctx, const float* x, int64_t rows, int64_t dim, const WeightVector& weight,

@@ -172,33 +172,37 @@ void* thread_scratch(int slot, size_t bytes) {
 // ---------------------------------------------------------------------------------------------------------------
 // The ops.
 
-void linear(const Context& ctx, const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision,
-            const WeightVector* bias) {
-  const cpu::Kernels& k = cpu::kernels_of(ctx);
-  if (!k.linear_columns) return reference::linear(x, n, w, y, precision, bias);
-  if (n <= 0 || w.rows <= 0) return;
+namespace {
+
+// The job of one output of linear / linear_group: the bias in float in `bias_scratch` (null: none).
+cpu::LinearJob linear_job(const float* x, int64_t n, const LinearOutput& out, Precision precision,
+                          float* bias_scratch) {
   cpu::LinearJob job;
   job.x = x;
   job.n = n;
-  job.w = &w;
-  job.y = y;
+  job.w = out.w;
+  job.y = out.y;
   job.precision = precision;
-  if (bias) {  // slot 2: the bias in float
-    float* b = static_cast<float*>(cpu::thread_scratch(2, static_cast<size_t>(w.rows) * sizeof(float)));
-    convert_to_f32(bias->dtype, bias->data, b, static_cast<size_t>(w.rows));
-    job.bias = b;
+  if (out.bias) {
+    convert_to_f32(out.bias->dtype, out.bias->data, bias_scratch, static_cast<size_t>(out.w->rows));
+    job.bias = bias_scratch;
   }
-  // bf16 dot products only where they are exact: every input a bf16 value (the check and the packing of x are
-  // split over the threads when x is large).
-  const int64_t elements = n * w.cols;
+  return job;
+}
+
+// Sets job.bf16_dot and packs x for the kernels (shared by every job of a group: same x, weight format and cols).
+// bf16 dot products only where they are exact: every input a bf16 value (the check and the packing of x are split
+// over the threads when x is large).
+void prepare_x(const Context& ctx, const cpu::Kernels& k, cpu::LinearJob& job) {
+  const float* x = job.x;
+  const int64_t n = job.n, cols = job.w->cols, elements = n * cols;
   if (k.linear_bf16_capable(job)) {
     if (elements < cpu::kMinElements * 4 || cpu::threads_of(ctx) == 1) {
       job.bf16_dot = k.all_bf16(x, elements);
     } else {
       std::atomic<bool> exact{true};
-      cpu::split(ctx, n, 1, std::max<int64_t>(1, cpu::kMinElements / w.cols), [&](int64_t r0, int64_t r1) {
-        if (exact.load(std::memory_order_relaxed) && !k.all_bf16(x + r0 * w.cols, (r1 - r0) * w.cols))
-          exact = false;
+      cpu::split(ctx, n, 1, std::max<int64_t>(1, cpu::kMinElements / cols), [&](int64_t r0, int64_t r1) {
+        if (exact.load(std::memory_order_relaxed) && !k.all_bf16(x + r0 * cols, (r1 - r0) * cols)) exact = false;
       });
       job.bf16_dot = exact.load();
     }
@@ -206,15 +210,75 @@ void linear(const Context& ctx, const float* x, int64_t n, const WeightMatrix& w
   const size_t bytes = k.linear_prepare_bytes(job);
   if (bytes) {
     void* packed = cpu::thread_scratch(3, bytes);  // slot 3: packed x
-    const int64_t rows_per_piece = std::max<int64_t>(1, cpu::kMinElements / w.cols);
+    const int64_t rows_per_piece = std::max<int64_t>(1, cpu::kMinElements / cols);
     cpu::split(elements < cpu::kMinElements * 4 ? Context{} : ctx, n, k.linear_row_granule(job), rows_per_piece,
                [&](int64_t r0, int64_t r1) { k.linear_pack_x(job, packed, r0, r1); });
     job.packed_x = packed;
   }
-  const int64_t granule = k.linear_granule(job);
-  // Pieces of at least ~64K multiply-adds, so tiny matrices stay on one thread.
-  const int64_t min_cols = std::max<int64_t>(granule, (int64_t{1} << 16) / std::max<int64_t>(1, n * w.cols));
-  cpu::split(ctx, w.rows, granule, min_cols, [&](int64_t j0, int64_t j1) { k.linear_columns(job, j0, j1); });
+}
+
+// Whether the outputs can share one packed x and one hand-off: same cols, weight format and layout.
+bool share_x(const LinearOutput* outputs, int count) {
+  for (int i = 1; i < count; ++i) {
+    const WeightMatrix& a = *outputs[0].w;
+    const WeightMatrix& b = *outputs[i].w;
+    if (a.cols != b.cols || a.dtype != b.dtype || a.layout != b.layout) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void linear(const Context& ctx, const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision,
+            const WeightVector* bias) {
+  const LinearOutput out{&w, y, bias};
+  linear_group(ctx, x, n, &out, 1, precision);
+}
+
+void linear_group(const Context& ctx, const float* x, int64_t n, const LinearOutput* outputs, int count,
+                  Precision precision) {
+  const cpu::Kernels& k = cpu::kernels_of(ctx);
+  if (!k.linear_columns || !share_x(outputs, count)) {
+    for (int i = 0; i < count; ++i) {
+      if (!k.linear_columns) {
+        reference::linear(x, n, *outputs[i].w, outputs[i].y, precision, outputs[i].bias);
+      } else {
+        linear_group(ctx, x, n, outputs + i, 1, precision);
+      }
+    }
+    return;
+  }
+  if (n <= 0 || count <= 0) return;
+  constexpr int kMaxGroup = 4;
+  if (count > kMaxGroup) throw_error("internal: linear_group of ", count, " outputs (at most ", kMaxGroup, ")");
+  int64_t bias_rows = 0;
+  for (int i = 0; i < count; ++i) bias_rows += outputs[i].bias ? outputs[i].w->rows : 0;
+  float* bias_scratch =  // slot 2: the biases in float
+      bias_rows ? static_cast<float*>(cpu::thread_scratch(2, static_cast<size_t>(bias_rows) * sizeof(float))) : nullptr;
+  cpu::LinearJob jobs[kMaxGroup];
+  int64_t units[kMaxGroup + 1] = {0};  // units[i]: the first unit of output i in the shared split
+  for (int i = 0; i < count; ++i) {
+    jobs[i] = linear_job(x, n, outputs[i], precision, bias_scratch);
+    if (outputs[i].bias) bias_scratch += outputs[i].w->rows;
+  }
+  prepare_x(ctx, k, jobs[0]);
+  const int64_t granule = k.linear_granule(jobs[0]);
+  for (int i = 0; i < count; ++i) {
+    jobs[i].bf16_dot = jobs[0].bf16_dot;
+    jobs[i].packed_x = jobs[0].packed_x;
+    units[i + 1] = units[i] + (outputs[i].w->rows + granule - 1) / granule;
+  }
+  // One hand-off for all outputs: pieces of whole granules of the outputs' rows laid end to end, at least ~64K
+  // multiply-adds each so that tiny matrices stay on one thread.
+  const int64_t min_units = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, n * outputs[0].w->cols) /
+                                                     granule);
+  cpu::split(ctx, units[count], 1, min_units, [&](int64_t u0, int64_t u1) {
+    for (int i = 0; i < count; ++i) {
+      const int64_t a = std::max(u0, units[i]), b = std::min(u1, units[i + 1]);
+      if (a < b)
+        k.linear_columns(jobs[i], (a - units[i]) * granule, std::min(outputs[i].w->rows, (b - units[i]) * granule));
+    }
+  });
 }
 
 void rms_norm(const Context& ctx, const float* x, int64_t rows, int64_t dim, const WeightVector& weight, float eps,
