@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "core/error.h"
 
@@ -93,8 +94,8 @@ uint16_t quantize_block(const float* src, int count, DType format, int8_t* q) {
 
 // Byte of weight (row i of its tile, col c of its group) in a unit's codes: Q8 one byte per weight; Q4 cols c and
 // c + 32 share a byte (low and high nibble).
-inline int64_t code_byte(int64_t i, int64_t c) { return (c % 32) / 4 * 64 + i * 4 + c % 4; }
 inline int64_t q8_code_byte(int64_t i, int64_t c) { return c / 4 * 64 + i * 4 + c % 4; }
+inline int64_t q4_code_byte(int64_t i, int64_t c) { return (c % 32) / 4 * 64 + i * 4 + c % 4; }
 
 uint8_t* unit_of(DType format, uint8_t* blob, int64_t cols, int64_t row, int64_t group) {
   return blob + (row / kQuantTileRows * quant_groups(cols) + group) * quant_unit_bytes(format);
@@ -116,22 +117,7 @@ void write_row(DType format, const float* w, int64_t cols, int64_t row, uint8_t*
       for (int64_t c = 0; c < kQuantGroup; ++c) unit[q8_code_byte(i, c)] = static_cast<uint8_t>(q[c]);
     } else {
       for (int64_t c = 0; c < kQuantGroup / 2; ++c)
-        unit[code_byte(i, c)] = static_cast<uint8_t>((q[c] + 8) | ((q[c + 32] + 8) << 4));
-    }
-  }
-}
-
-// Padding row `row` (>= rows) of the last tile: code 0 (Q4: nibble 8) and scale 0.
-void write_padding_row(DType format, int64_t cols, int64_t row, uint8_t* blob) {
-  const int64_t i = row % kQuantTileRows;
-  for (int64_t g = 0; g < quant_groups(cols); ++g) {
-    uint8_t* unit = unit_of(format, blob, cols, row, g);
-    uint16_t* scales = reinterpret_cast<uint16_t*>(unit + quant_unit_code_bytes(format));
-    scales[i] = scales[kQuantTileRows + i] = 0;
-    if (format == DType::Q8) {
-      for (int64_t c = 0; c < kQuantGroup; ++c) unit[q8_code_byte(i, c)] = 0;
-    } else {
-      for (int64_t c = 0; c < kQuantGroup / 2; ++c) unit[code_byte(i, c)] = 0x88;
+        unit[q4_code_byte(i, c)] = static_cast<uint8_t>((q[c] + 8) | ((q[c + 32] + 8) << 4));
     }
   }
 }
@@ -146,15 +132,17 @@ void quantize_rows(DType format, const float* src, int64_t rows, int64_t cols, i
                    uint8_t* dst) {
   if (!is_quantized(format)) throw_error("internal: quantize_rows to ", dtype_name(format));
   for (int64_t r = r0; r < r1; ++r) write_row(format, src + (r - r0) * cols, cols, r, dst);
-  if (r1 == rows)
-    for (int64_t r = rows; r < quant_tiles(rows) * kQuantTileRows; ++r) write_padding_row(format, cols, r, dst);
+  if (r1 == rows && rows % kQuantTileRows != 0) {  // the last tile's padding rows: zero weights (codes 0, scales 0)
+    const std::vector<float> zeros(static_cast<size_t>(cols), 0.f);
+    for (int64_t r = rows; r < quant_tiles(rows) * kQuantTileRows; ++r) write_row(format, zeros.data(), cols, r, dst);
+  }
 }
 
 int quant_code(const WeightMatrix& w, int64_t row, int64_t k) {
   const uint8_t* unit = unit_of(w, row, k / kQuantGroup);
   const int64_t i = row % kQuantTileRows, c = k % kQuantGroup;
   if (w.dtype == DType::Q8) return static_cast<int8_t>(unit[q8_code_byte(i, c)]);
-  const uint8_t byte = unit[code_byte(i, c)];
+  const uint8_t byte = unit[q4_code_byte(i, c)];
   return (c < kQuantGroup / 2 ? byte & 0xf : byte >> 4) - 8;
 }
 
