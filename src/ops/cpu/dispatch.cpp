@@ -238,14 +238,12 @@ void linear(const Context& ctx, const float* x, int64_t n, const WeightMatrix& w
 void linear_group(const Context& ctx, const float* x, int64_t n, const LinearOutput* outputs, int count,
                   Precision precision) {
   const cpu::Kernels& k = cpu::kernels_of(ctx);
-  if (!k.linear_columns || !share_x(outputs, count)) {
-    for (int i = 0; i < count; ++i) {
-      if (!k.linear_columns) {
-        reference::linear(x, n, *outputs[i].w, outputs[i].y, precision, outputs[i].bias);
-      } else {
-        linear_group(ctx, x, n, outputs + i, 1, precision);
-      }
-    }
+  if (!k.linear_columns) {
+    for (int i = 0; i < count; ++i) reference::linear(x, n, *outputs[i].w, outputs[i].y, precision, outputs[i].bias);
+    return;
+  }
+  if (!share_x(outputs, count)) {
+    for (int i = 0; i < count; ++i) linear_group(ctx, x, n, outputs + i, 1, precision);
     return;
   }
   if (n <= 0 || count <= 0) return;
