@@ -27,7 +27,6 @@ struct DeepstackInjection {
   const std::vector<std::vector<float>>* features = nullptr;  // per level: [rows.size(), hidden]
 };
 
-// Scratch buffers of one forward pass, reused across calls of a request so decoding does not reallocate.
 // Rows per chunk of the dense MLP for n rows: n up to kMlpChunkRows, else n split evenly into chunks of at most
 // that many. The MLP's [rows, intermediate] activations are the largest per-token scratch of a prefill (two of
 // 6144 floats per token at 2B, 48 KiB), so a long prompt holds them for one chunk only.
@@ -37,6 +36,7 @@ inline int64_t mlp_chunk_rows(int64_t n) {
   return chunks <= 1 ? n : (n + chunks - 1) / chunks;
 }
 
+// Scratch buffers of one forward pass, reused across calls of a request so decoding does not reallocate.
 struct DecoderWorkspace {
   std::vector<float> hidden, normed, q, k, v, attn, proj, gate, up, cos, sin;
   MoeWorkspace moe;  // MoE layers: scratch and the expert usage counter (moe.usage)
