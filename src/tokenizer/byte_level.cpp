@@ -1,6 +1,8 @@
 #include "tokenizer/byte_level.h"
 
+#include <algorithm>
 #include <array>
+#include <limits>
 #include <queue>
 
 #include "core/error.h"
@@ -10,17 +12,21 @@ namespace qwen3vl {
 namespace byte_level {
 namespace {
 
+// The alphabet's characters are U+0021..U+0143 (256 + 68 - 1), so the inverse mapping is a small array.
+constexpr char32_t kAlphabetEnd = 256 + 68;
+
 struct Tables {
   std::array<char32_t, 256> to_char{};
   std::array<std::string, 256> to_utf8{};
-  std::unordered_map<char32_t, std::uint8_t> to_byte;
+  std::array<std::int16_t, kAlphabetEnd> to_byte{};  // -1 for characters outside the alphabet
   Tables() {
+    to_byte.fill(-1);
     char32_t next = 256;
     for (int b = 0; b < 256; ++b) {
       const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
       to_char[b] = printable ? static_cast<char32_t>(b) : next++;
       unicode::append_utf8(to_utf8[b], to_char[b]);
-      to_byte[to_char[b]] = static_cast<std::uint8_t>(b);
+      to_byte[to_char[b]] = static_cast<std::int16_t>(b);
     }
   }
 };
@@ -33,6 +39,8 @@ const Tables& tables() {
 }  // namespace
 
 char32_t byte_to_char(std::uint8_t byte) { return tables().to_char[byte]; }
+
+std::string_view byte_utf8(std::uint8_t byte) { return tables().to_utf8[byte]; }
 
 std::string encode_bytes(std::string_view bytes) {
   const Tables& t = tables();
@@ -48,11 +56,12 @@ bool decode_token(std::string_view token, std::string& bytes) {
   out.reserve(token.size());
   bool mapped = unicode::is_valid_utf8(token);
   for (std::size_t pos = 0; mapped && pos < token.size();) {
-    const auto it = t.to_byte.find(unicode::next_code_point(token, pos));
-    if (it == t.to_byte.end()) {
+    const char32_t c = unicode::next_code_point(token, pos);
+    const int byte = c < kAlphabetEnd ? t.to_byte[c] : -1;
+    if (byte < 0) {
       mapped = false;
     } else {
-      out.push_back(static_cast<char>(it->second));
+      out.push_back(static_cast<char>(byte));
     }
   }
   bytes = mapped ? std::move(out) : std::string(token);
@@ -61,24 +70,58 @@ bool decode_token(std::string_view token, std::string& bytes) {
 
 }  // namespace byte_level
 
-BpeModel::BpeModel(const std::unordered_map<std::string, std::int32_t>& vocab,
-                   const std::vector<std::pair<std::string, std::string>>& merges, const std::string& source) {
+BpeModel::BpeModel(const PackedStrings& merges,
+                   const std::function<std::optional<std::int32_t>(std::string_view)>& token_id,
+                   const std::string& source) {
   for (int b = 0; b < 256; ++b) {
-    std::string s;
-    unicode::append_utf8(s, byte_level::byte_to_char(static_cast<std::uint8_t>(b)));
-    const auto it = vocab.find(s);
-    byte_ids_[b] = it == vocab.end() ? -1 : it->second;
+    byte_ids_[b] = token_id(byte_level::byte_utf8(static_cast<std::uint8_t>(b))).value_or(-1);
   }
-  merges_.reserve(merges.size() * 2);
-  for (std::size_t rank = 0; rank < merges.size(); ++rank) {
-    const auto& [a, b] = merges[rank];
-    const auto ia = vocab.find(a), ib = vocab.find(b), im = vocab.find(a + b);
-    if (ia == vocab.end() || ib == vocab.end() || im == vocab.end()) {
-      throw_error(source, ": model.merges[", rank, "] (\"", a, "\", \"", b, "\") uses a token missing from model.vocab");
+
+  // The rules grouped by left token id with a counting sort, so that each row is in rank order; the left ids are
+  // resolved first so that each rule can then go straight into its row.
+  const std::size_t count = merges.size() / 2;
+  if (count > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max())) {
+    throw_error(source, ": model.merges has too many rules");
+  }
+  std::vector<std::int32_t> left(count);  // -1 where the token is missing (reported below, in rank order)
+  std::int32_t max_left = -1;
+  for (std::size_t rank = 0; rank < count; ++rank) {
+    left[rank] = token_id(merges[2 * rank]).value_or(-1);
+    max_left = std::max(max_left, left[rank]);
+  }
+  row_begin_.assign(static_cast<std::size_t>(max_left) + 2, 0);
+  for (const std::int32_t a : left) {
+    if (a >= 0) ++row_begin_[static_cast<std::size_t>(a) + 1];
+  }
+  for (std::size_t a = 1; a < row_begin_.size(); ++a) row_begin_[a] += row_begin_[a - 1];
+  merges_.resize(count);
+  std::vector<std::uint32_t> next(row_begin_.begin(), row_begin_.end() - 1);  // next free place in each row
+  std::string joined;
+  for (std::size_t rank = 0; rank < count; ++rank) {
+    const std::string_view a = merges[2 * rank], b = merges[2 * rank + 1];
+    joined.assign(a).append(b);
+    const auto ib = token_id(b), im = token_id(joined);
+    if (left[rank] < 0 || !ib || !im) {
+      throw_error(source, ": model.merges[", rank, "] (\"", a, "\", \"", b,
+                  "\") uses a token missing from model.vocab");
     }
-    // As in HF (the pairs are collected into a hash map in order), a repeated pair keeps its last rank.
-    merges_.insert_or_assign(key(ia->second, ib->second), Merge{static_cast<std::int32_t>(rank), im->second});
+    merges_[next[static_cast<std::size_t>(left[rank])]++] = Merge{*ib, static_cast<std::int32_t>(rank), *im};
   }
+  for (std::size_t a = 0; a + 1 < row_begin_.size(); ++a) {
+    std::sort(merges_.begin() + row_begin_[a], merges_.begin() + row_begin_[a + 1], [](const Merge& x, const Merge& y) {
+      return x.right != y.right ? x.right < y.right : x.rank < y.rank;
+    });
+  }
+}
+
+// As in HF (the pairs are collected into a hash map in order), a repeated pair keeps its last rank: the last of the
+// equal pairs in the row.
+const BpeModel::Merge* BpeModel::find(std::int32_t left, std::int32_t right) const {
+  if (left < 0 || static_cast<std::size_t>(left) + 1 >= row_begin_.size()) return nullptr;
+  const Merge* begin = merges_.data() + row_begin_[static_cast<std::size_t>(left)];
+  const Merge* end = merges_.data() + row_begin_[static_cast<std::size_t>(left) + 1];
+  const Merge* after = std::upper_bound(begin, end, right, [](std::int32_t r, const Merge& m) { return r < m.right; });
+  return after != begin && after[-1].right == right ? after - 1 : nullptr;
 }
 
 void BpeModel::encode(std::string_view piece, std::vector<std::int32_t>& ids) const {
@@ -136,10 +179,6 @@ void BpeModel::merge_word(std::string_view piece, std::vector<std::int32_t>& out
   symbols.back().next = -1;
 
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> queue;
-  auto find = [this](std::int32_t a, std::int32_t b) -> const Merge* {
-    const auto it = merges_.find(key(a, b));
-    return it == merges_.end() ? nullptr : &it->second;
-  };
   for (std::size_t i = 0; i + 1 < symbols.size(); ++i) {
     if (const Merge* m = find(symbols[i].id, symbols[i + 1].id)) {
       queue.push(Candidate{m->rank, static_cast<std::int32_t>(i), m->id});

@@ -2,19 +2,24 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
+#include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <utility>
 #include <vector>
+
+#include "tokenizer/packed_strings.h"
 
 namespace qwen3vl {
 namespace byte_level {
 
 // GPT-2's bytes_to_unicode(): printable Latin-1 bytes map to themselves, the other 68 bytes to U+0100.. in order.
 char32_t byte_to_char(std::uint8_t byte);
+
+// UTF-8 of the character that stands for `byte` (1 or 2 bytes).
+std::string_view byte_utf8(std::uint8_t byte);
 
 // UTF-8 text of the byte-level string for `bytes` (e.g. " hi" -> "Ġhi").
 std::string encode_bytes(std::string_view bytes);
@@ -31,25 +36,29 @@ bool decode_token(std::string_view token, std::string& bytes);
 // pair has a merge. Results are cached per piece (thread-safe).
 class BpeModel {
  public:
-  // `vocab`: byte-level token string -> id; `merges`: ranked pairs (rank = index). `source` names the file.
-  BpeModel(const std::unordered_map<std::string, std::int32_t>& vocab,
-           const std::vector<std::pair<std::string, std::string>>& merges, const std::string& source);
+  // `merges`: the two token strings of every merge rule, rule r's at 2r and 2r+1 (its rank is r); `token_id` finds a
+  // byte-level token string in the model vocab. `source` names the file.
+  BpeModel(const PackedStrings& merges, const std::function<std::optional<std::int32_t>(std::string_view)>& token_id,
+           const std::string& source);
 
   // Appends the ids for one pre-tokenized piece given as raw UTF-8 bytes.
   void encode(std::string_view piece, std::vector<std::int32_t>& ids) const;
 
  private:
   struct Merge {
+    std::int32_t right;  // id of the pair's right token (the left one is the row the merge is in)
     std::int32_t rank;
-    std::int32_t id;
+    std::int32_t id;     // id of the merged token
   };
-  static std::uint64_t key(std::int32_t a, std::int32_t b) {
-    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(a)) << 32) | static_cast<std::uint32_t>(b);
-  }
+  const Merge* find(std::int32_t left, std::int32_t right) const;
   void merge_word(std::string_view piece, std::vector<std::int32_t>& ids) const;
 
   std::int32_t byte_ids_[256];  // id of each single-byte token, -1 when the vocab lacks it
-  std::unordered_map<std::uint64_t, Merge> merges_;
+  // The merge rules grouped by left token id, each group sorted by (right, rank): those whose left token is `a` are
+  // merges_[row_begin_[a], row_begin_[a + 1]). 12 bytes a rule (a hash map of the pairs took ~50), and a lookup is a
+  // binary search in one short row.
+  std::vector<std::uint32_t> row_begin_;
+  std::vector<Merge> merges_;
   mutable std::mutex cache_mutex_;
   mutable std::unordered_map<std::string, std::vector<std::int32_t>> cache_;
 };

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <fstream>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
@@ -10,7 +9,9 @@
 #include "core/error.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/pretokenizer.h"
+#include "tokenizer/tokenizer_json.h"
 #include "tokenizer/unicode_text.h"
+#include "tokenizer/vocabulary.h"
 
 namespace qwen3vl {
 
@@ -18,7 +19,6 @@ using nlohmann::json;
 
 struct Tokenizer::Impl {
   std::string source;
-  std::unordered_map<std::string, std::int32_t> vocab;  // model vocab
   struct Added {
     std::string content;
     std::int32_t id;
@@ -27,11 +27,12 @@ struct Tokenizer::Impl {
   std::vector<Added> added;                                   // sorted by content length, longest first
   std::unordered_map<std::string, std::int32_t> added_by_content;
   std::array<bool, 256> added_first_byte{};                   // some added token starts with this byte
-  std::vector<std::string> tokens;                            // id -> raw token string ("" for holes)
-  std::vector<std::string> bytes;                             // id -> bytes it decodes to
-  std::vector<unsigned char> kind;                            // 0 hole, 1 vocab, 2 added, 3 added special
+  Vocabulary vocab;                                           // every id's bytes and kind; model vocab lookup
   std::unique_ptr<PreTokenizer> pretokenizer;
   std::unique_ptr<BpeModel> bpe;
+
+  static Vocabulary build_vocabulary(const TokenizerJson& file, const std::vector<Added>& added, std::int32_t size,
+                                     const std::string& path);
 
   // Longest added token starting at text[pos], or nullptr.
   const Added* added_at(std::string_view text, std::size_t pos) const {
@@ -61,8 +62,6 @@ struct Tokenizer::Impl {
 };
 
 namespace {
-
-constexpr std::int64_t kMaxTokenId = 1 << 24;  // far above any real vocabulary; guards the id-indexed tables
 
 const json& require(const json& parent, const char* key, const std::string& where, const std::string& source) {
   if (!parent.is_object() || !parent.contains(key)) throw_error(source, ": missing field ", where, key);
@@ -123,29 +122,42 @@ void check_model(const json& model, const std::string& source) {
   if (dropout != model.end() && !dropout->is_null()) throw_error(source, ": model.dropout is not supported");
 }
 
-std::vector<std::pair<std::string, std::string>> read_merges(const json& merges, const std::string& source) {
-  if (!merges.is_array()) throw_error(source, ": model.merges must be an array");
-  std::vector<std::pair<std::string, std::string>> out;
-  out.reserve(merges.size());
-  for (std::size_t i = 0; i < merges.size(); ++i) {
-    const json& m = merges[i];
-    if (m.is_string()) {  // "a b"
-      const std::string s = m.get<std::string>();
-      const std::size_t space = s.find(' ');
-      if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos) {
-        throw_error(source, ": model.merges[", i, "] must be two tokens separated by one space");
-      }
-      out.emplace_back(s.substr(0, space), s.substr(space + 1));
-    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {  // ["a", "b"]
-      out.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
-    } else {
-      throw_error(source, ": model.merges[", i, "] must be \"a b\" or [\"a\", \"b\"]");
-    }
-  }
-  return out;
-}
-
 }  // namespace
+
+// The token of each id: its added token if it has one, else its model.vocab key. Only one raw string per id is kept,
+// so two different strings for one id are rejected (HF would give one of them another id).
+Vocabulary Tokenizer::Impl::build_vocabulary(const TokenizerJson& file, const std::vector<Added>& added,
+                                             std::int32_t size, const std::string& path) {
+  std::vector<std::int32_t> vocab_entry(static_cast<std::size_t>(size), -1);  // id -> its index in model.vocab
+  for (std::size_t e = 0; e < file.vocab_ids.size(); ++e) {
+    std::int32_t& slot = vocab_entry[static_cast<std::size_t>(file.vocab_ids[e])];
+    const std::string_view token = file.vocab_tokens[e];
+    if (slot >= 0 && file.vocab_tokens[static_cast<std::size_t>(slot)] != token) {
+      throw_error(path, ": model.vocab[\"", file.vocab_tokens[static_cast<std::size_t>(slot)], "\"] and model.vocab[\"",
+                  token, "\"] have the same id ", file.vocab_ids[e], " (not supported)");
+    }
+    slot = static_cast<std::int32_t>(e);
+  }
+  std::unordered_map<std::int32_t, const Added*> added_by_id;
+  for (const Added& a : added) {
+    const std::int32_t e = vocab_entry[static_cast<std::size_t>(a.id)];
+    if (e >= 0 && file.vocab_tokens[static_cast<std::size_t>(e)] != a.content) {
+      throw_error(path, ": added token \"", a.content, "\" has the id ", a.id, " of model.vocab[\"",
+                  file.vocab_tokens[static_cast<std::size_t>(e)], "\"] (not supported)");
+    }
+    added_by_id[a.id] = &a;
+  }
+  Vocabulary vocab(size, [&](std::int32_t id) -> Vocabulary::Token {
+    if (const auto it = added_by_id.find(id); it != added_by_id.end()) {
+      return {it->second->content, it->second->special ? Vocabulary::Kind::special : Vocabulary::Kind::added};
+    }
+    const std::int32_t e = vocab_entry[static_cast<std::size_t>(id)];
+    if (e < 0) return {{}, Vocabulary::Kind::none};
+    return {file.vocab_tokens[static_cast<std::size_t>(e)], Vocabulary::Kind::vocab};
+  });
+  vocab.index_vocab(file.vocab_ids);
+  return vocab;
+}
 
 Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
@@ -153,14 +165,8 @@ Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
 Tokenizer Tokenizer::from_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_error(path, ": cannot open tokenizer file");
-  json root;
-  try {
-    root = json::parse(in);
-  } catch (const json::exception& e) {
-    throw_error(path, ": invalid tokenizer JSON: ", e.what());
-  }
+  TokenizerJson file = read_tokenizer_json(path);
+  const json& root = file.root;
   auto impl = std::make_unique<Impl>();
   impl->source = path;
   try {
@@ -170,20 +176,12 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
     }
     const json& model = require(root, "model", "", path);
     check_model(model, path);
-    const json& vocab = require(model, "vocab", "model.", path);
-    if (!vocab.is_object()) throw_error(path, ": model.vocab must be an object");
+    if (!require(model, "vocab", "model.", path).is_object()) throw_error(path, ": model.vocab must be an object");
+    if (!file.vocab_error.empty()) throw_error(path, ": ", file.vocab_error);
+    if (!require(model, "merges", "model.", path).is_array()) throw_error(path, ": model.merges must be an array");
+    if (!file.merges_error.empty()) throw_error(path, ": ", file.merges_error);
     std::int32_t max_id = -1;
-    impl->vocab.reserve(vocab.size());
-    for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-      if (!it.value().is_number_integer() || it.value().get<std::int64_t>() < 0 ||
-          it.value().get<std::int64_t>() > kMaxTokenId) {
-        throw_error(path, ": model.vocab[\"", it.key(), "\"] must be a non-negative integer id");
-      }
-      const auto id = it.value().get<std::int32_t>();
-      impl->vocab.emplace(it.key(), id);
-      max_id = std::max(max_id, id);
-    }
-    const auto merges = read_merges(require(model, "merges", "model.", path), path);
+    for (const std::int32_t id : file.vocab_ids) max_id = std::max(max_id, id);
 
     const json& added = require(root, "added_tokens", "", path);
     if (!added.is_array()) throw_error(path, ": added_tokens must be an array");
@@ -208,23 +206,15 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
     std::stable_sort(impl->added.begin(), impl->added.end(),
                      [](const Impl::Added& x, const Impl::Added& y) { return x.content.size() > y.content.size(); });
 
-    const auto size = static_cast<std::size_t>(max_id + 1);
-    impl->tokens.assign(size, std::string());
-    impl->bytes.assign(size, std::string());
-    impl->kind.assign(size, 0);
-    for (const auto& [token, id] : impl->vocab) {
-      impl->tokens[static_cast<std::size_t>(id)] = token;
-      impl->kind[static_cast<std::size_t>(id)] = 1;
-    }
-    for (const Impl::Added& a : impl->added) {
-      impl->tokens[static_cast<std::size_t>(a.id)] = a.content;
-      impl->kind[static_cast<std::size_t>(a.id)] = a.special ? 3 : 2;
-    }
-    for (std::size_t id = 0; id < size; ++id) {
-      if (impl->kind[id] != 0) byte_level::decode_token(impl->tokens[id], impl->bytes[id]);
-    }
+    impl->vocab = Impl::build_vocabulary(file, impl->added, max_id + 1, path);
+    // Freed before the merges are resolved, which lowers the loading's peak memory.
+    std::vector<std::int32_t>().swap(file.vocab_ids);
+    file.vocab_tokens.clear();
+
     impl->pretokenizer = std::make_unique<PreTokenizer>(split_pattern(root, path), path);
-    impl->bpe = std::make_unique<BpeModel>(impl->vocab, merges, path);
+    const Vocabulary& vocab = impl->vocab;
+    impl->bpe = std::make_unique<BpeModel>(file.merges, [&vocab](std::string_view raw) { return vocab.find(raw); },
+                                           path);
   } catch (const json::exception& e) {
     throw_error(path, ": malformed tokenizer JSON: ", e.what());
   }
@@ -263,39 +253,32 @@ std::string Tokenizer::normalize(std::string_view text) const {
 std::string Tokenizer::decode(const std::vector<std::int32_t>& ids, bool skip_special_tokens) const {
   std::string bytes;
   for (const std::int32_t id : ids) {
-    if (id < 0 || id >= vocab_size()) continue;
-    const unsigned char kind = impl_->kind[static_cast<std::size_t>(id)];
-    if (kind == 0 || (skip_special_tokens && kind == 3)) continue;
-    bytes += impl_->bytes[static_cast<std::size_t>(id)];
+    const Vocabulary::Kind kind = impl_->vocab.kind(id);  // Kind::none also for ids out of range
+    if (kind == Vocabulary::Kind::none || (skip_special_tokens && kind == Vocabulary::Kind::special)) continue;
+    bytes += impl_->vocab.bytes(id);
   }
   return unicode::replace_invalid_utf8(bytes);
 }
 
 std::optional<std::int32_t> Tokenizer::token_to_id(std::string_view token) const {
-  const std::string key(token);
-  if (const auto it = impl_->added_by_content.find(key); it != impl_->added_by_content.end()) return it->second;
-  if (const auto it = impl_->vocab.find(key); it != impl_->vocab.end()) return it->second;
-  return std::nullopt;
+  if (const auto it = impl_->added_by_content.find(std::string(token)); it != impl_->added_by_content.end()) {
+    return it->second;
+  }
+  return impl_->vocab.find(token);
 }
 
 std::string Tokenizer::id_to_token(std::int32_t id) const {
-  if (id < 0 || id >= vocab_size() || impl_->kind[static_cast<std::size_t>(id)] == 0) {
+  if (impl_->vocab.kind(id) == Vocabulary::Kind::none) {
     throw_error(impl_->source, ": token id ", id, " is not in the vocabulary (size ", vocab_size(), ")");
   }
-  return impl_->tokens[static_cast<std::size_t>(id)];
+  return impl_->vocab.raw(id);
 }
 
-bool Tokenizer::is_special(std::int32_t id) const {
-  return id >= 0 && id < vocab_size() && impl_->kind[static_cast<std::size_t>(id)] == 3;
-}
+bool Tokenizer::is_special(std::int32_t id) const { return impl_->vocab.kind(id) == Vocabulary::Kind::special; }
 
-std::int32_t Tokenizer::vocab_size() const { return static_cast<std::int32_t>(impl_->kind.size()); }
+std::int32_t Tokenizer::vocab_size() const { return impl_->vocab.size(); }
 
-const std::string& Tokenizer::token_bytes(std::int32_t id) const {
-  static const std::string empty;
-  if (id < 0 || id >= vocab_size()) return empty;
-  return impl_->bytes[static_cast<std::size_t>(id)];
-}
+std::string_view Tokenizer::token_bytes(std::int32_t id) const { return impl_->vocab.bytes(id); }
 
 StreamDecoder::StreamDecoder(const Tokenizer& tokenizer, bool skip_special_tokens)
     : tokenizer_(&tokenizer), skip_special_tokens_(skip_special_tokens) {}

@@ -49,8 +49,9 @@ class Tokenizer {
   // between added tokens). decode(encode(text)) == normalize(text) for every input.
   std::string normalize(std::string_view text) const;
 
-  // The bytes one token stands for (byte-level mapping undone); empty for ids that name no token.
-  const std::string& token_bytes(int32_t id) const;
+  // The bytes one token stands for (byte-level mapping undone); empty for ids that name no token. The view stays
+  // valid as long as the tokenizer.
+  std::string_view token_bytes(int32_t id) const;
 
  private:
   struct Impl;

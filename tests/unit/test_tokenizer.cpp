@@ -191,6 +191,15 @@ TEST(Tokenizer, VocabLookups) {
   EXPECT_EQ(tok().decode({tok().encode("a")[0], 151700, 151935}), "a");
 }
 
+TEST(Tokenizer, EveryTokenStringMapsBackToItsId) {
+  // The token table keeps bytes only and rebuilds token strings from them; check that for the whole vocabulary.
+  for (int32_t id = 0; id < tok().vocab_size(); ++id) {
+    const std::string token = tok().id_to_token(id);
+    ASSERT_EQ(tok().token_to_id(token), id) << token;
+    ASSERT_EQ(tok().decode({id}), unicode::replace_invalid_utf8(tok().token_bytes(id))) << token;
+  }
+}
+
 TEST(Tokenizer, SkipSpecialTokensDropsOnlySpecialIds) {
   std::vector<int32_t> ids = {151644};  // <|im_start|>
   for (const int32_t id : tok().encode("assistant\nHi")) ids.push_back(id);
@@ -386,6 +395,85 @@ TEST(Tokenizer, LoadErrorsNameTheFile) {
       "merges": ["a b"]}, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\\s+"}, "behavior": "Isolated"}})";
   expect_error_mentions(bad_merge, "model.merges[0]");
   for (const auto& p : {corrupt, no_vocab, bad_merge}) std::remove(p.c_str());
+}
+
+// A small tokenizer.json with the given model.vocab, model.merges and added_tokens (JSON text), plus `extra` members.
+std::string small_tokenizer_json(const std::string& vocab, const std::string& merges,
+                                 const std::string& added = "[]", const std::string& extra = "") {
+  return R"({"added_tokens": )" + added + R"(, "model": {"type": "BPE", "vocab": )" + vocab + R"(, "merges": )" +
+         merges + R"(}, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": " ?\\p{L}+|\\s+"},
+         "behavior": "Isolated"})" + extra + "}";
+}
+
+Tokenizer load_text(const std::string& name, const std::string& text) {
+  const std::string path = temp_path(name);
+  std::ofstream(path) << text;
+  try {
+    Tokenizer t = Tokenizer::from_file(path);
+    std::remove(path.c_str());
+    return t;
+  } catch (...) {
+    std::remove(path.c_str());
+    throw;
+  }
+}
+
+TEST(Tokenizer, LoadErrorsNameTheTableEntry) {
+  const std::string abc = R"({"a": 0, "b": 1, "ab": 2})";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {small_tokenizer_json(R"({"a": 0, "b": -1})", "[]"), R"(model.vocab["b"] must be a non-negative integer)"},
+      {small_tokenizer_json(R"({"a": 0, "b": 1.5})", "[]"), R"(model.vocab["b"] must be a non-negative integer)"},
+      {small_tokenizer_json(R"({"a": 0, "b": [1]})", "[]"), R"(model.vocab["b"] must be a non-negative integer)"},
+      {small_tokenizer_json(R"({"a": 0, "b": 16777217})", "[]"), R"(model.vocab["b"] must be a non-negative)"},
+      {small_tokenizer_json("[]", "[]"), "model.vocab must be an object"},
+      {small_tokenizer_json(abc, R"("a b")"), "model.merges must be an array"},
+      {small_tokenizer_json(abc, R"(["a b", "ab"])"), "model.merges[1] must be two tokens separated by one space"},
+      {small_tokenizer_json(abc, R"(["a b", "a b b"])"), "model.merges[1] must be two tokens separated by one space"},
+      {small_tokenizer_json(abc, R"(["a b", ["a"]])"), R"(model.merges[1] must be "a b" or ["a", "b"])"},
+      {small_tokenizer_json(abc, R"(["a b", ["a", "b", "b"]])"), "model.merges[1] must be"},
+      {small_tokenizer_json(abc, R"(["a b", ["a", 1]])"), "model.merges[1] must be"},
+      {small_tokenizer_json(abc, R"(["a b", ["a", ["b"]]])"), "model.merges[1] must be"},
+      {small_tokenizer_json(abc, R"([{"a": "b"}, 7])"), "model.merges[0] must be"},
+      {small_tokenizer_json(abc, R"([["a", "b"], 7])"), "model.merges[1] must be"},
+      {small_tokenizer_json(abc, R"(["a b", "b a"])"), R"(model.merges[1] ("b", "a") uses a token missing)"},
+      {small_tokenizer_json(R"({"a": 0, "b": 0})", "[]"), R"(model.vocab["a"] and model.vocab["b"] have the same id)"},
+      {small_tokenizer_json(abc, "[]", R"([{"id": 1, "content": "<x>"}])"), R"(added token "<x>" has the id 1)"},
+  };
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const std::string path = temp_path("table_error_" + std::to_string(i) + ".json");
+    std::ofstream(path) << cases[i].first;
+    expect_error_mentions(path, cases[i].second);
+    std::remove(path.c_str());
+  }
+}
+
+TEST(Tokenizer, RepeatedEntriesKeepTheLastOne) {
+  // A key repeated in model.vocab keeps its last id, as JSON objects do (the first id then names no token); a pair
+  // repeated in model.merges keeps its last rank, as in HF. "vocab"/"merges" members outside "model" are not tables.
+  const Tokenizer t = load_text(
+      "repeated.json", small_tokenizer_json(R"({"a": 0, "b": 1, "c": 2, "ab": 3, "bc": 4, "a": 5})",
+                                            R"(["a b", "b c", "a b"])", "[]",
+                                            R"(, "decoder": {"vocab": {"zz": 1}, "merges": [7], "model": {}})"));
+  EXPECT_EQ(t.vocab_size(), 6);
+  EXPECT_EQ(t.token_to_id("a"), 5);
+  EXPECT_THROW(t.id_to_token(0), Error);
+  EXPECT_EQ(t.decode({0, 5}), "a");
+  EXPECT_EQ(t.encode("abc"), (std::vector<int32_t>{5, 4}));  // "b c" (rank 1) before "a b" (rank 2)
+  EXPECT_FALSE(t.token_to_id("zz").has_value());
+}
+
+TEST(Tokenizer, TokensOutsideTheByteAlphabetKeepTheirText) {
+  // "中" is not a byte-level string (its bytes E4 B8 AD would be written "ä¸Ń"), so it decodes to its own UTF-8 and
+  // stays a token apart from the byte-level "ä¸Ń", which decodes to the same bytes.
+  const std::string vocab = "{\"a\": 0, \"\xE4\xB8\xAD\": 1, \"\xC3\xA4\xC2\xB8\xC5\x83\": 2}";
+  const Tokenizer t = load_text("non_byte_level.json", small_tokenizer_json(vocab, "[]"));
+  EXPECT_EQ(t.token_to_id("\xE4\xB8\xAD"), 1);
+  EXPECT_EQ(t.token_to_id("\xC3\xA4\xC2\xB8\xC5\x83"), 2);
+  EXPECT_EQ(t.id_to_token(1), "\xE4\xB8\xAD");
+  EXPECT_EQ(t.id_to_token(2), "\xC3\xA4\xC2\xB8\xC5\x83");
+  EXPECT_EQ(t.token_bytes(1), "\xE4\xB8\xAD");
+  EXPECT_EQ(t.token_bytes(2), "\xE4\xB8\xAD");
+  EXPECT_EQ(t.decode({1, 2, 0}), "\xE4\xB8\xAD\xE4\xB8\xAD" "a");
 }
 
 TEST(Tokenizer, MinimalTokenizerWithPairMerges) {
