@@ -77,8 +77,8 @@ BpeModel::BpeModel(const PackedStrings& merges,
     byte_ids_[b] = token_id(byte_level::byte_utf8(static_cast<std::uint8_t>(b))).value_or(-1);
   }
 
-  // The rules grouped by left token id with a counting sort, so that each row is in rank order; the left ids are
-  // resolved first so that each rule can then go straight into its row.
+  // The rules grouped by left token id with a counting sort (the left ids resolved first, so that each rule can then
+  // go straight into its row), then each row sorted by (right id, rank) for find().
   const std::size_t count = merges.size() / 2;
   if (count > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max())) {
     throw_error(source, ": model.merges has too many rules");
