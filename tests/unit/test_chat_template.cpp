@@ -237,7 +237,7 @@ TEST(ChatTemplate, DetectsKindFromTemplateText) {
   EXPECT_EQ(detect_chat_template_kind(as_json_file(thinking)), ChatTemplateKind::Thinking);
   // Qwen3 (text) hybrid template: "<think>\n\n</think>" only under enable_thinking=false, no pre-fill.
   const std::string qwen3_text_config =
-      read_text(std::string(QWEN3VL_SHARED_DIR) + "/tokenizer/qwen3/tokenizer_config.json");
+      read_text(std::string(QWEN3VL_FIXTURES_DIR) + "/tokenizer/qwen3/tokenizer_config.json");
   ASSERT_NE(qwen3_text_config.find("enable_thinking"), std::string::npos);
   EXPECT_EQ(detect_chat_template_kind(qwen3_text_config), ChatTemplateKind::Instruct);
   EXPECT_THROW(detect_chat_template_kind(""), Error);

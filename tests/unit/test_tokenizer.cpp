@@ -22,7 +22,7 @@
 namespace qwen3vl {
 namespace {
 
-const std::string kTokenizerPath = std::string(QWEN3VL_SHARED_DIR) + "/tokenizer/qwen3/tokenizer.json";
+const std::string kTokenizerPath = std::string(QWEN3VL_FIXTURES_DIR) + "/tokenizer/qwen3/tokenizer.json";
 const std::string kFixtures = std::string(QWEN3VL_FIXTURES_DIR) + "/tokenizer";
 
 const Tokenizer& tok() {
