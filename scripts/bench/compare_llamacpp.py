@@ -14,8 +14,8 @@ For the vision encoder (ours `--vision-format bf16` against mmproj F16):
 Every repetition runs each engine once, in turn (ours, llama.cpp, transformers, ours, ...), each process with one
 untimed warmup of its own (qwen3vl bench --warmup 1; llama-bench's warmup run; mtmd's warmup encode at load; the
 transformers worker encodes once untimed). Peak resident memory is GNU time's "Maximum resident set size" of each
-process (max over the repetitions). While measuring, /tmp/qwen3vl-bench-quiet exists (other jobs on the host may
-pause while it does).
+process (max over the repetitions). While measuring, qwen3vl-bench-quiet exists in the temp folder ($TMPDIR or
+/tmp; other jobs on the host may pause while it does).
 
 Output: a markdown table (mean +- sample standard deviation, speed ratio ours/theirs: > 1 means ours is faster)
 with the conditions, on stdout and in --out-md, and everything (every run's value) in --out-json.
@@ -24,7 +24,8 @@ Missing inputs are made when absent: the checkpoint by scripts/bench/make_bench_
 llama.cpp's convert_hf_to_gguf.py and llama-quantize. No llama.cpp code is part of this repository: pass the
 paths of a llama.cpp build (see scripts/bench/README.md).
 
-Usage: /work/venv/bin/python scripts/bench/compare_llamacpp.py [--threads 2] [--reps 3] [--formats bf16,q8,q4]
+Usage: $VENV/bin/python scripts/bench/compare_llamacpp.py [--threads 2] [--reps 3] [--formats bf16,q8,q4]
+  default paths (--model, --gguf-dir, --llama-root) are under ~/.cache/qwen3vl ($XDG_CACHE_HOME honoured)
 """
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-QUIET_FILE = Path("/tmp/qwen3vl-bench-quiet")
+QUIET_FILE = Path(tempfile.gettempdir()) / "qwen3vl-bench-quiet"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qwen3vl"
 # ours --weight-format  ->  GGUF file type (llama-quantize name) and file suffix
 FORMATS = {"bf16": ("F16", "f16"), "q8": ("Q8_0", "q8_0"), "q4": ("Q4_K_M", "q4_k_m")}
 IMAGES = {"448x448": 196, "1024x768": 768}  # size -> visual tokens both engines must produce
@@ -292,10 +294,10 @@ def markdown(report: dict) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", type=Path, default=Path("/work/bench-models/qwen3vl-2b-bf16"),
+    ap.add_argument("--model", type=Path, default=CACHE / "bench-models" / "qwen3vl-2b-bf16",
                     help="Hugging Face checkpoint (made by make_bench_checkpoint.py when absent)")
-    ap.add_argument("--gguf-dir", type=Path, default=Path("/work/bench-models/gguf"))
-    ap.add_argument("--llama-root", type=Path, default=Path("/work/llama"),
+    ap.add_argument("--gguf-dir", type=Path, default=CACHE / "bench-models" / "gguf")
+    ap.add_argument("--llama-root", type=Path, default=CACHE / "llama",
                     help="folder holding the llama.cpp source (llama.cpp-src) and build (build/bin)")
     ap.add_argument("--llama-src", type=Path, default=None, help="default: LLAMA_ROOT/llama.cpp-src")
     ap.add_argument("--llama-bin", type=Path, default=None, help="default: LLAMA_ROOT/build/bin")

@@ -8,21 +8,23 @@ vision depth 24, hidden 1024, 16 heads, intermediate 4096, out_hidden 2048, patc
 48x48 learned position table, DeepStack [5, 11, 17]. config.json names the architecture
 (Qwen3VLForConditionalGeneration) as the released one does, and the image and video preprocessor configs are the
 released ones, so llama.cpp's convert_hf_to_gguf.py takes the checkpoint as it is. The tokenizer is the real Qwen3
-one (../shared/tokenizer), so `qwen3vl run` works on the checkpoint too (its replies are noise: the weights are
-random).
+one (the vendored tests/fixtures/tokenizer/qwen3), so `qwen3vl run` works on the checkpoint too (its replies are
+noise: the weights are random).
 
 Weights: norm weights U(0.5, 1.5), biases N(0, 0.1^2), token embedding N(0, 0.25^2), pos_embed N(0, 0.5^2),
 Linear / Conv N(0, 1/fan_in) (the scheme of scripts/reference/make_tiny_checkpoints.py), one seeded generator per
 tensor, so the file is the same on every run. Tensors are generated from the model's parameter list built on the
 meta device (no 8 GB float32 model in memory) and written in ~2 GB safetensors shards with an index.
 
-Usage: /work/venv/bin/python scripts/bench/make_bench_checkpoint.py [--out /work/bench-models/qwen3vl-2b-bf16]
+Usage: $VENV/bin/python scripts/bench/make_bench_checkpoint.py [--out DIR]
+  --out  default ~/.cache/qwen3vl/bench-models/qwen3vl-2b-bf16 ($XDG_CACHE_HOME honoured)
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import os
 import shutil
 import sys
 import zlib
@@ -33,7 +35,8 @@ from safetensors.torch import save_file
 from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_TOKENIZER = REPO.parent / "shared" / "tokenizer" / "qwen3"
+QWEN3_TOKENIZER = REPO / "tests" / "fixtures" / "tokenizer" / "qwen3"  # vendored, see its NOTICE
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qwen3vl"
 CHAT_TEMPLATE = REPO / "scripts" / "reference" / "templates" / "qwen3vl_instruct.jinja"
 SEED = 2026
 SHARD_BYTES = 2 * 1024**3
@@ -81,7 +84,7 @@ def write_json(path: Path, obj) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=Path("/work/bench-models/qwen3vl-2b-bf16"))
+    ap.add_argument("--out", type=Path, default=CACHE / "bench-models" / "qwen3vl-2b-bf16")
     args = ap.parse_args()
     out = args.out.resolve()
     if REPO in out.parents or out == REPO:
@@ -133,8 +136,8 @@ def main() -> int:
         "merge_size": 2, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
         "processor_class": "Qwen3VLProcessor", "image_processor_type": "Qwen2VLImageProcessorFast"})
     write_json(out / "video_preprocessor_config.json", VIDEO_PREPROCESSOR)
-    shutil.copy(SHARED_TOKENIZER / "tokenizer.json", out / "tokenizer.json")
-    tok_config = json.loads((SHARED_TOKENIZER / "tokenizer_config.json").read_text(encoding="utf-8"))
+    shutil.copy(QWEN3_TOKENIZER / "tokenizer.json", out / "tokenizer.json")
+    tok_config = json.loads((QWEN3_TOKENIZER / "tokenizer_config.json").read_text(encoding="utf-8"))
     tok_config.pop("chat_template", None)
     write_json(out / "tokenizer_config.json", tok_config)
     if CHAT_TEMPLATE.exists():

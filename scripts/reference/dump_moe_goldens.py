@@ -16,7 +16,7 @@ The greedy continuation with an image in the prompt comes from the multimodal du
 exists: load_model() below picks the right class for a checkpoint directory (dense or MoE), so
 dump_multimodal_goldens.py can take these checkpoints by adding them to its list and loading through it.
 
-Usage:  /work/venv/bin/python scripts/reference/dump_moe_goldens.py [--models DIR] [--out DIR] [--only NAME..]
+Usage:  $VENV/bin/python scripts/reference/dump_moe_goldens.py [--models DIR] [--out DIR] [--only NAME..]
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ Captured: pixel_values, image_grid_thw, vision merger output and DeepStack featu
 position ids and rope delta (get_rope_index), decoder layer outputs (forward hooks on the decoder layers: before
 the DeepStack addition, as HF's hidden_states record them), final norm, all-row logits, greedy output ids.
 
-Usage:  /work/venv/bin/python scripts/reference/dump_multimodal_goldens.py
+Usage:  $VENV/bin/python scripts/reference/dump_multimodal_goldens.py
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ broadcast to all four rows.) generate() builds the same [4, B, S] layout in
 Qwen3VLForConditionalGeneration._prepare_position_ids_for_generation. We always pass the 4-row form,
 with row 0 = arange(S), and record rows 1..3 in index.json as "position_ids" ([T], [H], [W]).
 
-Usage:  /work/venv/bin/python scripts/reference/dump_text_goldens.py [--models DIR] [--out DIR]
+Usage:  $VENV/bin/python scripts/reference/dump_text_goldens.py [--models DIR] [--out DIR]
 """
 from __future__ import annotations
 

@@ -6,15 +6,15 @@ video files: `pip install torchcodec==0.17.0`, loading Debian's FFmpeg 5.1 libra
 tests/fixtures/goldens/videos/:
   index.json  - per case: the decoder's metadata (frame count, fps), sampled frame indices, video_grid_thw, the
                 `<t.t seconds>` stamps, the full prompt text and input ids (real tokenizer from
-                ../shared/tokenizer/qwen3, chat template of tests/fixtures/models/tiny-realtok-bf16), and the CRC32 of
-                pixel_values_videos (float32 bytes) where our frames can be the reference decoder's.
+                tests/fixtures/tokenizer/qwen3, chat template of tests/fixtures/models/tiny-realtok-bf16), and the
+                CRC32 of pixel_values_videos (float32 bytes) where our frames can be the reference decoder's.
   *.frames.png - the reference decoder's RGB frames at the sampled indices, stacked vertically (one PNG per video),
                 so the C++ test can feed the processor exactly these frames and measure its own decoder against them.
   model/      - tiny-fp32-tied end to end for a one-video prompt and for video + image + video (see dump_model_cases).
 
 Processor settings: the released video_preprocessor_config.json (size shortest 4096 / longest 25165824, fps 2,
 frames 4..768, cap_pixels_per_frame unset = False in 5.23) unless a case overrides them.
-Usage:  /work/venv/bin/python scripts/reference/dump_video_goldens.py
+Usage:  $VENV/bin/python scripts/reference/dump_video_goldens.py
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from dump_text_goldens import to_json  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 VIDEOS = REPO / "tests" / "fixtures" / "videos"
 OUT = REPO / "tests" / "fixtures" / "goldens" / "videos"
-TOKENIZER = REPO.parent / "shared" / "tokenizer" / "qwen3"
+TOKENIZER = REPO / "tests" / "fixtures" / "tokenizer" / "qwen3"
 TEMPLATE = REPO / "tests" / "fixtures" / "models" / "tiny-realtok-bf16" / "chat_template.json"
 RELEASED = {"size": {"longest_edge": 25165824, "shortest_edge": 4096}, "patch_size": 16, "temporal_patch_size": 2,
             "merge_size": 2, "fps": 2, "min_frames": 4, "max_frames": 768, "image_mean": [0.5, 0.5, 0.5],

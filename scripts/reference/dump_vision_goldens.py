@@ -28,7 +28,7 @@ Stages stored per case (N = sum t*h*w patches, M = N/4 merged tokens, D = vision
     merger            [M, O]  output of visual.merger (pooler_output)
 Plus, model-free, the index math at released sizes (see dump_index_math): axis_taps.json, index_math.json.
 
-Usage:  /work/venv/bin/python scripts/reference/dump_vision_goldens.py [--models DIR] [--out DIR]
+Usage:  $VENV/bin/python scripts/reference/dump_vision_goldens.py [--models DIR] [--out DIR]
 """
 from __future__ import annotations
 

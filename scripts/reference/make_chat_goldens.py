@@ -7,12 +7,12 @@ For every conversation in tests/fixtures/chat/conversations.json this calls tran
                                   add_generation_prompt=..., add_vision_id=...,
                                   chat_template=<scripts/reference/templates/qwen3vl_{instruct,thinking}.jinja>)
 
-with the tokenizer loaded from /work/shared/tokenizer/qwen3 (same special tokens as Qwen3-VL; its own chat
+with the tokenizer loaded from tests/fixtures/tokenizer/qwen3 (same special tokens as Qwen3-VL; its own chat
 template is not used). It writes tests/fixtures/chat/expected.json with one entry per conversation: the
 rendered text, or, for conversations marked "expect_error", the exception transformers raised (the script
 fails if it raises nothing). Nothing here is random; the seed only pins any library that might sample.
 
-Usage: /work/venv/bin/python scripts/reference/make_chat_goldens.py [--tokenizer DIR] [--check]
+Usage: $VENV/bin/python scripts/reference/make_chat_goldens.py [--tokenizer DIR] [--check]
   --check  compare with the committed expected.json instead of writing it (exit 1 on a difference)
 """
 import argparse
@@ -29,7 +29,7 @@ FIXTURES = ROOT / "tests" / "fixtures" / "chat"
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokenizer", default=str(ROOT.parent / "shared" / "tokenizer" / "qwen3"))
+    parser.add_argument("--tokenizer", default=str(ROOT / "tests" / "fixtures" / "tokenizer" / "qwen3"))
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
 

@@ -22,7 +22,7 @@ does for JPEG, 8-bit PNG, WebP and GIF, and not for BMP (unsupported there) or 1
 "decoded" is load_image's RGB image after the processor's convert_to_rgb, which turns a colour key that survived
 convert("RGB") (info["transparency"]: GIF transparent index, PNG tRNS) white; "color_key" names it.
 
-Usage (from the repository root): /work/venv/bin/python scripts/reference/make_image_goldens.py
+Usage (from the repository root): $VENV/bin/python scripts/reference/make_image_goldens.py
 """
 
 import hashlib

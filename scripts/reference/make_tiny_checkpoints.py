@@ -13,11 +13,11 @@ Checkpoints (see scripts/reference/README.md):
                             config.json in the transformers 5 spelling (rope_parameters)
   tiny-bf16-untied          small vocab, bf16 weights, untied
   tiny-realtok-bf16         real vocab 151936 + real special ids, bf16, tied, tokenizer files
-                            (tokenizer.json is a relative symlink into ../shared)
+                            (copied from the vendored tests/fixtures/tokenizer/qwen3)
   tiny-vision-hd24-fp32     text side as tiny-fp32-tied (own seed), fp32, tied, vision tower in the 8B-style
                             geometry: head_dim 24 (not a power of two), depth 3, deepstack [0, 2], 6x6 pos table
 
-Usage:  /work/venv/bin/python scripts/reference/make_tiny_checkpoints.py [--out DIR] [--no-verify]
+Usage:  $VENV/bin/python scripts/reference/make_tiny_checkpoints.py [--out DIR] [--no-verify]
 """
 from __future__ import annotations
 
@@ -36,9 +36,7 @@ from transformers import GenerationConfig, Qwen3VLConfig, Qwen3VLForConditionalG
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "tests" / "fixtures" / "models"
-SHARED_TOKENIZER = REPO.parent / "shared" / "tokenizer" / "qwen3"
-# relative to tests/fixtures/models/<ckpt>/ : up 5 = the folder holding the repo and shared/
-TOKENIZER_SYMLINK = "../../../../../shared/tokenizer/qwen3/tokenizer.json"
+QWEN3_TOKENIZER = REPO / "tests" / "fixtures" / "tokenizer" / "qwen3"  # vendored, see its NOTICE
 CHAT_TEMPLATE = REPO / "scripts" / "reference" / "templates" / "qwen3vl_instruct.jinja"
 
 # --------------------------------------------------------------------------------------------
@@ -210,7 +208,7 @@ def preprocessor_config() -> dict:
 
 
 def tokenizer_config() -> dict:
-    src = json.loads((SHARED_TOKENIZER / "tokenizer_config.json").read_text(encoding="utf-8"))
+    src = json.loads((QWEN3_TOKENIZER / "tokenizer_config.json").read_text(encoding="utf-8"))
     src.pop("chat_template", None)  # Qwen3 text template, not Qwen3-VL's
     src["model_max_length"] = 262144
     return src
@@ -261,7 +259,7 @@ def save_checkpoint(name: str, spec: dict, out_root: Path) -> Qwen3VLForConditio
                    json.loads((d / "model.safetensors.index.json").read_text()))
 
     if spec.get("tokenizer"):
-        os.symlink(TOKENIZER_SYMLINK, d / "tokenizer.json")
+        shutil.copyfile(QWEN3_TOKENIZER / "tokenizer.json", d / "tokenizer.json")
         write_json(d / "tokenizer_config.json", tokenizer_config())
         write_json(d / "preprocessor_config.json", preprocessor_config(), indent=4)
         if CHAT_TEMPLATE.exists():

@@ -17,7 +17,7 @@ transformers 5.23 loads both: its Transpose(1, 2, check_dims=True) conversion tr
 whose shape differs from the in-memory one and keeps one whose shape matches. So H != 2*Im and H != Im here, or
 the released layout would be read untransposed (an ambiguity of the format itself).
 
-Usage:  /work/venv/bin/python scripts/reference/make_tiny_moe_checkpoints.py [--out DIR] [--no-verify]
+Usage:  $VENV/bin/python scripts/reference/make_tiny_moe_checkpoints.py [--out DIR] [--no-verify]
 """
 from __future__ import annotations
 

@@ -3,9 +3,9 @@
 
 Run (offline, from the repository root; needs only the `tokenizers` package):
 
-    /work/venv/bin/python scripts/reference/make_tokenizer_goldens.py
+    $VENV/bin/python scripts/reference/make_tokenizer_goldens.py
 
-Options: --tokenizer PATH (default ../shared/tokenizer/qwen3/tokenizer.json beside the repo),
+Options: --tokenizer PATH (default tests/fixtures/tokenizer/qwen3/tokenizer.json, the vendored copy),
          --out DIR (default tests/fixtures/tokenizer).
 
 Writes, deterministically (fixed seed, no network):
@@ -321,7 +321,7 @@ def hf_classes():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tokenizer", default=os.path.join(REPO, "..", "shared", "tokenizer", "qwen3",
+    parser.add_argument("--tokenizer", default=os.path.join(REPO, "tests", "fixtures", "tokenizer", "qwen3",
                                                             "tokenizer.json"))
     parser.add_argument("--out", default=os.path.join(REPO, "tests", "fixtures", "tokenizer"))
     args = parser.parse_args()

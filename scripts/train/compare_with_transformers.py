@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Greedy predictions of transformers on an eval JSONL, scored like `qwen3vl eval`, and compared with the engine.
 
+  # VENV: the reference venv (scripts/reference/README.md); OUT: any scratch folder, e.g. OUT=$(mktemp -d)
   # 1. transformers' greedy replies (and generated token ids) for every item
-  /work/venv/bin/python scripts/train/compare_with_transformers.py -m models/qwen3vl-tiny-shapes \
-      --data tests/fixtures/eval/synthetic/test.jsonl --out /tmp/hf_predictions.jsonl
+  $VENV/bin/python scripts/train/compare_with_transformers.py -m models/qwen3vl-tiny-shapes \
+      --data tests/fixtures/eval/synthetic/test.jsonl --out "$OUT/hf_predictions.jsonl"
   # 2. compare with the engine's predictions file (`qwen3vl eval ... --predictions FILE`)
-  /work/venv/bin/python scripts/train/compare_with_transformers.py -m models/qwen3vl-tiny-shapes \
-      --data tests/fixtures/eval/synthetic/test.jsonl --out /tmp/hf_predictions.jsonl --engine FILE
+  $VENV/bin/python scripts/train/compare_with_transformers.py -m models/qwen3vl-tiny-shapes \
+      --data tests/fixtures/eval/synthetic/test.jsonl --out "$OUT/hf_predictions.jsonl" --engine FILE
 
 For every item whose generated token ids differ, the report names the first differing step and transformers' logit
 margin there: logit(transformers' token) - logit(engine's token) (a small margin means a near tie that float

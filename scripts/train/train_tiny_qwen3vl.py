@@ -19,9 +19,9 @@ DataLoader worker process; the vision tower's attention runs once per distinct s
 image (batch_vision_attention: same math); AdamW updates all parameters with foreach kernels; the training process
 uses one torch thread (two threads on the shared 2-core machine made every tiny op wait for the other thread: 6x
 slower). --check-batches verifies the fast batches and the batched attention against the HF processor and model.
-The loop sleeps while /tmp/qwen3vl-bench-quiet exists (benchmarks running); paused time does not count.
+The loop sleeps while qwen3vl-bench-quiet exists in the temp folder (benchmarks running); paused time does not count.
 
-  /work/venv/bin/python scripts/train/train_tiny_qwen3vl.py --out models/qwen3vl-tiny-shapes --minutes 40
+  $VENV/bin/python scripts/train/train_tiny_qwen3vl.py --out models/qwen3vl-tiny-shapes --minutes 40
 
 Pinned environment: scripts/train/requirements.txt. The run is time-budgeted (the learning rate follows a cosine
 over --minutes of wall time), so the exact weights depend on the machine's speed; the committed checkpoint's
@@ -36,6 +36,7 @@ import os
 import random
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,7 +51,7 @@ import make_synthetic_data as syn  # noqa: E402
 import make_synthetic_video as syv  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-REAL_TOKENIZER = REPO.parent / "shared" / "tokenizer" / "qwen3"
+REAL_TOKENIZER = REPO / "tests" / "fixtures" / "tokenizer" / "qwen3"  # vendored, see its NOTICE
 CHAT_TEMPLATE = REPO / "scripts" / "reference" / "templates" / "qwen3vl_instruct.jinja"
 TRAIN_SEED_BASE = 10**13  # test sets use seed * 100003 + i with seed ~1e6, i.e. ~1e11
 
@@ -368,7 +369,7 @@ def batch_vision_attention() -> None:
     m.Qwen3VLVisionAttention.forward = forward
 
 
-QUIET_FILE = Path("/tmp/qwen3vl-bench-quiet")
+QUIET_FILE = Path(tempfile.gettempdir()) / "qwen3vl-bench-quiet"
 
 
 def wait_while_quiet() -> float:
@@ -427,7 +428,7 @@ def main() -> int:
 
     out = args.out
     src = None
-    if args.tokenizer_dir:  # reuse a tokenizer built earlier by this script (e.g. on a machine without ../shared)
+    if args.tokenizer_dir:  # reuse a tokenizer built earlier by this script
         src = {f: (args.tokenizer_dir / f).read_bytes() for f in ("tokenizer.json", "tokenizer_config.json")}
     if out.exists():
         shutil.rmtree(out)
