@@ -150,7 +150,7 @@ def make_images(rng):
     # The same photo with a per-call budget small enough to commit pixel_values raw (checks patch order directly).
     cases.append(("photo_exif6_small_budget", "photo_exif6.jpg", (1024, 8192)))
 
-    # Smaller than min_pixels (spec 3.2: 48x80 -> 224x352, upscaled).
+    # Smaller than min_pixels (transformers' smart_resize: 48x80 -> 224x352, upscaled).
     save(Image.fromarray(photo_like(rng, 80, 48)), "small_80x48.png")
     cases.append(("small_80x48", "small_80x48.png", None))
 
@@ -158,7 +158,7 @@ def make_images(rng):
     save(Image.fromarray(photo_like(rng, 700, 500)), "over_max_700x500.jpg", quality=85, progressive=True)
     cases.append(("over_max_700x500", "over_max_700x500.jpg", (4096, 40000)))
 
-    # The default budget on a moderately large image (spec 16: 1365x2048 -> 1376x2048).
+    # The default budget on a moderately large image (the size of Qwen3-VL's demo.jpeg: 1365x2048 -> 1376x2048).
     save(Image.fromarray(smooth(rng, 2048, 1365)), "large_2048x1365.jpg", quality=80)
     cases.append(("large_2048x1365", "large_2048x1365.jpg", None))
 

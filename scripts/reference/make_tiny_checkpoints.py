@@ -194,7 +194,7 @@ def to_457_spelling(cfg: dict, dtype_name: str) -> dict:
 
 
 def preprocessor_config() -> dict:
-    # verbatim key set of the released Qwen3-VL preprocessor_config.json (spec section 3.1)
+    # verbatim key set of the released Qwen3-VL preprocessor_config.json (Qwen/Qwen3-VL-*-Instruct on the Hub)
     return {
         "size": {"longest_edge": 16777216, "shortest_edge": 65536},
         "patch_size": 16,

@@ -1,10 +1,10 @@
 // Grounding: turns the boxes and points a Qwen3-VL reply contains into structured data on the original image.
 //
 // Qwen3-VL writes coordinates as JSON on a 0..1000 grid RELATIVE to the original image, whatever the image was
-// resized to (spec section 14): {"bbox_2d": [x1, y1, x2, y2], "label": ...} and {"point_2d": [x, y], "label": ...},
-// x horizontal, y vertical, top-left origin, usually as a list inside a ```json fence. Pixels are
-// X = x / 1000 * W, Y = y / 1000 * H, as the official spatial-understanding cookbook computes them. Some docs say
-// 0..999; values are clamped to [0, 1000] before mapping, so pixels always lie inside the image.
+// resized to (QwenLM/Qwen3-VL issues #1427, #1486): {"bbox_2d": [x1, y1, x2, y2], "label": ...} and
+// {"point_2d": [x, y], "label": ...}, x horizontal, y vertical, top-left origin, usually as a list inside a ```json
+// fence. Pixels are X = x / 1000 * W, Y = y / 1000 * H, as the official spatial-understanding cookbook computes them.
+// Some docs say 0..999; values are clamped to [0, 1000] before mapping, so pixels always lie inside the image.
 //
 // Qwen2.5-VL wrote absolute pixels of the resized image instead. That is NOT supported: every value is read as
 // relative, and a value above 1000 (the usual sign of a 2.5-VL style reply) is clamped and reported as a warning.

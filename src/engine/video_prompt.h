@@ -17,8 +17,8 @@ enum class VideoPlaceholderStyle {
   // own <|vision_start|> ... <|vision_end|> stay around the expansion:
   //   <|vision_start|><0.3 seconds><|vision_start|>pads<|vision_end|>...<|vision_end|>
   Transformers5,
-  // transformers 4.57 (the first Qwen3-VL release, spec 4.5): the whole <|vision_start|><|video_pad|><|vision_end|>
-  // is replaced (a bare <|video_pad|> when the triple is absent).
+  // transformers 4.57 (the first Qwen3-VL release; processing_qwen3_vl.py, Qwen3VLProcessor.__call__): the whole
+  // <|vision_start|><|video_pad|><|vision_end|> is replaced (a bare <|video_pad|> when the triple is absent).
   Transformers4,
 };
 

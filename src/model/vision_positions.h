@@ -20,7 +20,9 @@ struct PatchPosition {
 
 // (row, col) of every patch of one grid in the processor's patch order ([t*h*w]): temporal slices in turn, each
 // one m x m block after another (blocks row-major), the block's members row-major, i.e. token
-// (t, bh, bw, ih, iw) sits at (bh*m + ih, bw*m + iw) — spec §20. Every temporal slice repeats the same positions.
+// (t, bh, bw, ih, iw) sits at (bh*m + ih, bw*m + iw), the reshape and permute of transformers'
+// Qwen2VLImageProcessor._preprocess (models/qwen2_vl/image_processing_qwen2_vl.py). Every temporal slice repeats the
+// same positions.
 std::vector<PatchPosition> patch_positions(const GridTHW& grid, int64_t merge_size);
 
 // One axis of the bilinear (align_corners=True) resampling of a `side`-long table axis to `size` patches:

@@ -1,5 +1,5 @@
 // Byte-level BPE tokenizer for Qwen3 / Qwen3-VL, matching HF `tokenizers` on the released tokenizer.json
-// (spec section 8). Pipeline of encode(), in HF's order:
+// (transformers models/qwen2/tokenization_qwen2.py, Qwen2TokenizerFast). Pipeline of encode(), in HF's order:
 //   1. invalid UTF-8 in the input is replaced the way Python's bytes.decode('utf-8', errors='replace') does
 //      (HF only ever sees Python str, so this is what a caller passing bytes gets there);
 //   2. added tokens (special and non-special, all `normalized: false`) are split out of the raw text first,

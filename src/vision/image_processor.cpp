@@ -182,8 +182,8 @@ ProcessedImage patchify_image(const Image& resized, const ImageProcessorConfig& 
   const int64_t row_size = 3 * T * P * P;
   const int64_t rows = out.grid.patches();
   out.pixel_values.resize(static_cast<size_t>(rows * row_size));
-  // Row order (spec 3.4): merged row bh, merged col bw, then ih, iw inside the MxM group. Each row holds
-  // [c][t][dy][dx]; the image is one frame repeated T times, so the t blocks are copies.
+  // Row order (Qwen2VLImageProcessor._preprocess's permute): merged row bh, merged col bw, then ih, iw inside the
+  // MxM group. Each row holds [c][t][dy][dx]; the image is one frame repeated T times, so the t blocks are copies.
   const int64_t gh = H / P, gw = W / P;
   int64_t row = 0;
   for (int64_t bh = 0; bh < gh / M; ++bh) {

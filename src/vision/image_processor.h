@@ -3,7 +3,7 @@
 // bit for bit on an already decoded RGB8 image:
 //   smart_resize (factor patch_size * merge_size) -> uint8 antialiased bicubic resize (resize.h) ->
 //   fused rescale + normalize in float32: (float(x) - mean*255) / (std*255) -> patchify with the frame repeated
-//   temporal_patch_size times (spec section 3.4 / 20).
+//   temporal_patch_size times (the reshape and permute of its _preprocess).
 #pragma once
 
 #include <cstdint>
@@ -37,8 +37,8 @@ struct PixelBudget {
 };
 
 enum class ResizeRule {
-  Transformers,  // transformers' smart_resize (spec 3.2)
-  QwenVlUtils,   // qwen-vl-utils 0.0.14 smart_resize (spec 3.5): max(factor, round) first, no clamp on downscale
+  Transformers,  // transformers models/qwen2_vl/image_processing_qwen2_vl.py smart_resize
+  QwenVlUtils,   // qwen-vl-utils 0.0.14 vision_process.py smart_resize: max(factor, round) first, no clamp on downscale
 };
 
 // transformers' smart_resize: returns {height, width}, multiples of factor. Throws Error when the aspect ratio

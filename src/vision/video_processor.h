@@ -1,8 +1,9 @@
 // The Qwen3-VL video processor: transformers 5.x `Qwen3VLVideoProcessor` (+ the metadata that Qwen3VLProcessor turns
 // into `<t.t seconds>` stamps), reproduced on decoded frames:
 //   sample frame indices (video_sampling.h) -> decode only those (video_decode.h) -> smart_resize over ALL frames
-//   (the size budget is T*h*w, spec 4.3) -> the same uint8 antialiased bicubic as images (resize.h) -> fused
-//   rescale + normalize -> patchify with the last frame repeated when T is odd -> grid (T/2, h/16, w/16).
+//   (the size budget is T*h*w, as in video_processing_qwen3_vl.py smart_resize) -> the same uint8 antialiased
+//   bicubic as images (resize.h) -> fused rescale + normalize -> patchify with the last frame repeated when T is
+//   odd -> grid (T/2, h/16, w/16).
 // qwen-vl-utils' fetch_video is an option (FrameSamplingRule::QwenVlUtils): its frame count, index rounding and
 // per-frame pixel budget; its frames are resized with the same torchvision kernel it uses, so they match too.
 //
@@ -70,7 +71,8 @@ struct ProcessedVideo {
   }
 };
 
-// transformers' video smart_resize (spec 4.3): {height, width}. Frames smaller than `factor` are scaled up first.
+// smart_resize of transformers models/qwen3_vl/video_processing_qwen3_vl.py: {height, width}. Frames smaller than
+// `factor` are scaled up first.
 std::pair<int64_t, int64_t> smart_resize_video(int64_t num_frames, int64_t height, int64_t width,
                                                int64_t temporal_factor, int64_t factor, int64_t min_pixels,
                                                int64_t max_pixels);

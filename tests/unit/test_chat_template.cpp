@@ -118,7 +118,7 @@ TEST(ChatTemplate, DirectMessagesSingleImageTurn) {
   user.content_is_string = false;
   user.content = {ContentPart{ContentPart::Type::Image, ""},
                   ContentPart{ContentPart::Type::Text, "Describe this image."}};
-  // The exact prompt from the spec (section 5.1).
+  // The prompt transformers' apply_chat_template renders with the released Qwen3-VL Instruct template.
   EXPECT_EQ(apply_chat_template({user}, {}),
             "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>Describe this image.<|im_end|>\n"
             "<|im_start|>assistant\n");

@@ -1,5 +1,5 @@
 // smart_resize (transformers and qwen-vl-utils), preprocessor_config.json loading, normalization values and the
-// patch order of spec 3.4 / 20. Expected sizes were produced by the Python functions themselves
+// patch order of Qwen2VLImageProcessor._preprocess. Expected sizes were produced by the Python functions themselves
 // (transformers.models.qwen2_vl.image_processing_qwen2_vl.smart_resize, qwen_vl_utils.vision_process.smart_resize).
 #include <gtest/gtest.h>
 
@@ -173,7 +173,7 @@ TEST(Patchify, RowAndElementOrderOfSpecSection20) {
   ASSERT_EQ(out.pixel_values.size(), static_cast<size_t>(24 * 1536));
   const int64_t h = out.grid.h, w = out.grid.w;
   for (int64_t s = 0; s < out.grid.patches(); ++s) {
-    // spec 20: r = s % (h*w); bh = r / (w*2); rem = r % (w*2); bw = rem / 4; ih = (rem % 4) / 2; iw = rem % 2
+    // _preprocess's permute as index math
     const int64_t r = s % (h * w), bh = r / (w * 2), rem = r % (w * 2), bw = rem / 4, ih = (rem % 4) / 2, iw = rem % 2;
     const int64_t row = bh * 2 + ih, col = bw * 2 + iw;
     for (int c = 0; c < 3; ++c)

@@ -1,4 +1,5 @@
-// get_rope_index on hand-checkable prompts, including the worked example of the reference notes (spec §9).
+// transformers models/qwen3_vl/modeling_qwen3_vl.py, Qwen3VLModel.get_rope_index, on hand-checkable prompts,
+// including the demo image (2048x1365, merged grid 43x64) worked out by hand.
 #include <gtest/gtest.h>
 
 #include "core/error.h"

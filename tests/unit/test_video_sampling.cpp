@@ -1,5 +1,5 @@
 // Frame sampling, timestamps and the video resize rule: the arithmetic of transformers' Qwen3VLVideoProcessor /
-// Qwen3VLProcessor and qwen-vl-utils 0.0.14, on numbers worked out by hand or quoted in the spec (section 4).
+// Qwen3VLProcessor and qwen-vl-utils 0.0.14 (vision_process.py fetch_video), on numbers worked out by hand from them.
 #include <gtest/gtest.h>
 
 #include "engine/video_prompt.h"
@@ -80,7 +80,7 @@ TEST(VideoSampling, StampsAreTheMeanOfEachFramePairPrintedLikePython) {
 }
 
 TEST(VideoResize, BudgetIsOverAllFrames) {
-  // Spec 4.3: 20 frames of 1280x720 with the released budget -> 704x1280; 768 frames -> 128x224.
+  // video_processing_qwen3_vl.py smart_resize, released budget: 20 frames of 1280x720 -> 704x1280; 768 -> 128x224.
   EXPECT_EQ(smart_resize_video(20, 720, 1280, 2, 32, 4096, 25165824), (std::pair<int64_t, int64_t>{704, 1280}));
   EXPECT_EQ(smart_resize_video(768, 720, 1280, 2, 32, 4096, 25165824), (std::pair<int64_t, int64_t>{128, 224}));
   EXPECT_EQ(smart_resize_video(6, 20, 60, 2, 32, 4096, 25165824).first % 32, 0);  // small frames scale up first
@@ -95,7 +95,7 @@ TEST(VideoResize, PerFrameCapAndQwenVlUtilsBudgets) {
   options.cap_pixels_per_frame = true;  // per frame min(768 * 32 * 32, budget / T)
   EXPECT_EQ(video_target_size(20, 720, 1280, config, options), (std::pair<int64_t, int64_t>{640, 1152}));
   VideoOptions qvu;
-  qvu.sampling.rule = FrameSamplingRule::QwenVlUtils;  // spec 4.6: 20 frames of 1280x720 -> 640x1152
+  qvu.sampling.rule = FrameSamplingRule::QwenVlUtils;  // fetch_video: 20 frames of 1280x720 -> 640x1152
   EXPECT_EQ(video_target_size(20, 720, 1280, config, qvu), (std::pair<int64_t, int64_t>{640, 1152}));
 }
 

@@ -31,7 +31,7 @@ TEST(VisionPositions, PatchOrderIsTwoByTwoBlocksRowMajor) {
   EXPECT_EQ(p[12].col, 0);
   EXPECT_EQ(p[23].row, 3);
   EXPECT_EQ(p[23].col, 5);
-  // spec §20 index math for every token
+  // Qwen2VLImageProcessor._preprocess's permute as index math, for every token
   for (int64_t s = 0; s < 24; ++s) {
     const int64_t bh = s / 12, bw = (s % 12) / 4, ih = (s % 4) / 2, iw = s % 2;
     EXPECT_EQ(p[s].row, bh * 2 + ih);
