@@ -38,7 +38,7 @@ for top in work home root Users; do
 done
 
 # The folder above the checkout, as an absolute path or as the first component of one ("/name/..."; "/name" alone
-# too, except in tokenizer.json vocabularies, whose strings are tokens such as "/work"). Names that are common
+# too, except in tokenizer.json vocabularies, whose strings are tokens, not paths). Names that are common
 # path components anyway (a checkout in /tmp, or in a folder named like one of the repository's own) are skipped.
 parent=$(dirname "$src")
 name=$(basename "$parent")
@@ -51,7 +51,7 @@ fi
 if [ -n "$name" ]; then
   boundary='(^|[^[:alnum:]_.~-])'
   outside="$outside|$boundary$(quote "/$name/")|$(quote "$up/$name/")|$(quote "$parent/")"
-  report "$boundary$(quote "/$name")(\$|[^[:alnum:]_./-])" . ':(exclude,glob)**/tokenizer.json'
+  report "$boundary($(quote "/$name")|$(quote "$parent"))(\$|[^[:alnum:]_./-])" . ':(exclude,glob)**/tokenizer.json'
 else
   echo "note: the folder above the checkout ($parent) has too generic a name to search for"
 fi
