@@ -30,7 +30,7 @@ TEST(RopeIndex, TextOnlyCountsUpOnAllAxes) {
   EXPECT_EQ(index.rope_delta, 0);
 }
 
-TEST(RopeIndex, WorkedExampleOfTheNotes) {
+TEST(RopeIndex, DemoImageWorkedByHand) {
   // A 2048x1365 image: grid (1, 86, 128) -> merged 43 x 64 = 2752 tokens.
   const ModelConfig config = real_ids_config();
   const auto ids = image_prompt(config, 2752, 9);
