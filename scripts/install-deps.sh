@@ -5,7 +5,8 @@ set -euo pipefail
 packages=(cmake g++ make pkg-config nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev libgtest-dev
           libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev
           libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
-          libcpp-httplib-dev chromium)  # chromium: the web page test (tests/e2e/test_server_browser.cpp)
+          libcpp-httplib-dev chromium  # chromium: the web page test (tests/e2e/test_server_browser.cpp)
+          clang-14 libclang-rt-14-dev llvm-14)  # sanitizer and libFuzzer builds (docs/testing.md); llvm-symbolizer
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

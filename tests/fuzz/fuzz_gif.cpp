@@ -1,0 +1,3 @@
+// GIF through its decoder alone (see fuzz_image_format.h).
+#define QWEN3VL_FUZZ_DECODER qwen3vl::image_formats::decode_gif
+#include "fuzz_image_format.h"

@@ -1,0 +1,3 @@
+// JPEG through its decoder alone (see fuzz_image_format.h).
+#define QWEN3VL_FUZZ_DECODER qwen3vl::image_formats::decode_jpeg
+#include "fuzz_image_format.h"
