@@ -29,6 +29,12 @@ bool os_saves(uint64_t mask) {
   __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
   return ((static_cast<uint64_t>(hi) << 32 | lo) & mask) == mask;
 }
+
+// F16C from CPUID leaf 1 (clang 14's __builtin_cpu_supports does not know "f16c").
+bool has_f16c() {
+  unsigned a, b, c, d;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
 #endif
 
 // Scalar set: the reference, whole ops on the calling thread.
@@ -83,9 +89,8 @@ Isa detect_isa() {
   const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                       __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vnni") &&
-                      __builtin_cpu_supports("fma") &&
-                      __builtin_cpu_supports("f16c");
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+                      __builtin_cpu_supports("fma") && has_f16c();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
   if (avx512 && avx512_kernels() && os_saves(0xe6)) return Isa::Avx512;  // XMM | YMM | opmask | ZMM state
   if (avx2 && avx2_kernels() && os_saves(0x6)) return Isa::Avx2;
 #endif
