@@ -58,9 +58,35 @@ void ThreadPool::drain(int thread) {
     if (!claim_.compare_exchange_weak(claim, claim + 1, std::memory_order_acq_rel)) continue;
     const int64_t piece = static_cast<int64_t>(claim & 0xffff);
     const int64_t end = std::min(tasks_, (piece + 1) * group_);
-    for (int64_t task = piece * group_; task < end; ++task) fn_(context_, task, thread);
+    // Caught here so that the piece is counted as done whatever happens: the caller waits for every piece before
+    // its frame (which owns fn_ / context_) may unwind.
+    if (!failed_.load(std::memory_order_relaxed)) {
+      try {
+        for (int64_t task = piece * group_; task < end; ++task) fn_(context_, task, thread);
+      } catch (...) {
+        record_failure(std::current_exception());
+      }
+    }
     done_.fetch_add(1, std::memory_order_acq_rel);
   }
+}
+
+void ThreadPool::record_failure(std::exception_ptr error) {
+  std::lock_guard<std::mutex> lock(error_mutex_);
+  if (!error_) error_ = std::move(error);
+  failed_.store(true, std::memory_order_relaxed);
+}
+
+void ThreadPool::finish_job() {
+  std::exception_ptr error;
+  if (failed_.load(std::memory_order_relaxed)) {
+    std::lock_guard<std::mutex> lock(error_mutex_);
+    error = std::move(error_);
+    error_ = nullptr;
+    failed_.store(false, std::memory_order_relaxed);
+  }
+  busy_flag_.store(false, std::memory_order_release);
+  if (error) std::rethrow_exception(error);
 }
 
 void ThreadPool::run(int64_t tasks, TaskFn fn, void* context) {
@@ -83,7 +109,7 @@ void ThreadPool::run(int64_t tasks, TaskFn fn, void* context) {
   }
   drain(0);
   while (done_.load(std::memory_order_acquire) < static_cast<int64_t>(pieces)) cpu_relax();
-  busy_flag_.store(false, std::memory_order_release);
+  finish_job();
 }
 
 void ThreadPool::worker(int index) {

@@ -6,11 +6,16 @@
 // condition variable, so an idle pool costs nothing. A parallel_for issued while the pool is busy (another request
 // on another thread, or a nested call from inside a task) runs its tasks on the calling thread alone: correct,
 // never deadlocks, and the busy job keeps the cores anyway. No allocation per call.
+//
+// A task that throws does not end the process: the job still finishes on every thread (the pieces not yet started
+// are skipped), and parallel_for rethrows the first exception on the calling thread once no thread runs a task of
+// it any more. The pool stays usable.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <mutex>
 #include <thread>
 #include <type_traits>
@@ -33,7 +38,8 @@ class ThreadPool {
   static int default_threads();
 
   // Runs fn(task, thread) for every task in [0, tasks); `thread` in [0, size()) names the executing thread (for
-  // per-thread scratch). Tasks are handed out one at a time, so uneven tasks balance themselves.
+  // per-thread scratch). Tasks are handed out one at a time, so uneven tasks balance themselves. If tasks throw,
+  // the first exception is rethrown here after every thread has left the job.
   template <typename Fn>
   void parallel_for(int64_t tasks, Fn&& fn) {
     if (tasks <= 0) return;
@@ -47,6 +53,8 @@ class ThreadPool {
   void run(int64_t tasks, TaskFn fn, void* context);
   void worker(int index);
   void drain(int thread);  // claims and runs tasks of the current job until none is left
+  void record_failure(std::exception_ptr error);
+  void finish_job();  // clears the busy flag; rethrows the job's first exception, if any
 
   int size_ = 1;
   std::vector<std::thread> workers_;
@@ -66,6 +74,11 @@ class ThreadPool {
   void* context_ = nullptr;
   int64_t tasks_ = 0;
   int64_t group_ = 1;
+  // The first exception of the current job; once `failed_` is set, pieces claimed later are counted as done
+  // without running.
+  std::mutex error_mutex_;
+  std::exception_ptr error_;
+  std::atomic<bool> failed_{false};
 };
 
 }  // namespace qwen3vl

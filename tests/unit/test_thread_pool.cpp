@@ -1,8 +1,14 @@
 // ThreadPool: every task runs exactly once, on a valid thread index, for any task count (including more than the
-// 65535 pieces one job holds); nested and concurrent calls complete (they run on the calling thread).
+// 65535 pieces one job holds); nested and concurrent calls complete (they run on the calling thread); an exception in
+// tasks reaches the caller after the job has finished on every thread, and the pool stays usable.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -51,6 +57,102 @@ TEST(ThreadPool, NestedAndConcurrentCallsComplete) {
     });
   for (auto& t : callers) t.join();
   EXPECT_EQ(count.load(), 3 * 500 * 5);
+}
+
+// Holds each task until `count` tasks have arrived, so that a job of `count` tasks runs one task on every thread
+// (a thread inside a task cannot claim another). Gives up after a minute so that a broken pool fails instead of
+// hanging; returns whether everyone arrived.
+class Rendezvous {
+ public:
+  explicit Rendezvous(int count) : count_(count) {}
+  bool arrive() {
+    arrived_.fetch_add(1);
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+    while (arrived_.load() < count_)
+      if (std::chrono::steady_clock::now() > give_up) return false;
+    return true;
+  }
+
+ private:
+  const int count_;
+  std::atomic<int> arrived_{0};
+};
+
+// A correct job after a failed one: every thread takes part (so the busy flag was cleared) and the sum is right.
+void expect_pool_usable(ThreadPool& pool) {
+  Rendezvous all(pool.size());
+  std::atomic<bool> met{true};
+  std::atomic<int64_t> sum{0};
+  pool.parallel_for(pool.size(), [&](int64_t task, int) {
+    if (!all.arrive()) met = false;
+    sum += task + 1;
+  });
+  EXPECT_TRUE(met.load()) << "the next job did not run on every thread";
+  EXPECT_EQ(sum.load(), pool.size() * (pool.size() + 1) / 2);
+  std::atomic<int64_t> big{0};
+  pool.parallel_for(100000, [&](int64_t task, int) { big += task; });
+  EXPECT_EQ(big.load(), int64_t{100000} * 99999 / 2);
+}
+
+TEST(ThreadPool, ExceptionsFromEveryThreadReachTheCaller) {
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    for (int round = 0; round < 3; ++round) {
+      Rendezvous all(threads);
+      std::mutex mutex;
+      std::set<int> threw;
+      std::atomic<int> finished{0};
+      bool caught = false;
+      try {
+        pool.parallel_for(threads, [&](int64_t task, int thread) {
+          EXPECT_TRUE(all.arrive());
+          {
+            std::lock_guard<std::mutex> lock(mutex);
+            threw.insert(thread);
+          }
+          ++finished;
+          throw std::runtime_error("task " + std::to_string(task));
+        });
+      } catch (const std::runtime_error& error) {
+        caught = true;
+        EXPECT_EQ(std::string(error.what()).rfind("task ", 0), 0u) << error.what();
+      }
+      EXPECT_TRUE(caught);
+      EXPECT_EQ(finished.load(), threads);  // every task had finished before parallel_for returned
+      EXPECT_EQ(threw.size(), static_cast<size_t>(threads));
+      expect_pool_usable(pool);
+    }
+  }
+}
+
+TEST(ThreadPool, ExceptionsFromWorkersOnlyReachTheCaller) {
+  ThreadPool pool(3);
+  Rendezvous all(3);
+  bool caught = false;
+  try {
+    pool.parallel_for(3, [&](int64_t, int thread) {
+      EXPECT_TRUE(all.arrive());
+      if (thread != 0) throw Error("worker " + std::to_string(thread));
+    });
+  } catch (const Error& error) {
+    caught = true;
+    EXPECT_EQ(std::string(error.what()).rfind("worker ", 0), 0u) << error.what();
+  }
+  EXPECT_TRUE(caught);
+  expect_pool_usable(pool);
+}
+
+TEST(ThreadPool, ThrowingJobSkipsTheTasksNotYetStarted) {
+  ThreadPool pool(2);
+  std::atomic<int64_t> ran{0};
+  EXPECT_THROW(pool.parallel_for(200000,
+                                 [&](int64_t task, int) {
+                                   ++ran;
+                                   if (task == 0) throw std::runtime_error("first");
+                                 }),
+               std::runtime_error);
+  EXPECT_LT(ran.load(), 200000);
+  expect_pool_usable(pool);
 }
 
 TEST(ThreadPool, DefaultIsOneThreadPerProcessor) {
