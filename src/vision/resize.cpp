@@ -2,7 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
+#include <mutex>
+#include <system_error>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 
@@ -29,7 +34,9 @@ double keys_cubic(double x) {
 }
 
 // Runs body(begin, end) over [0, count) split across a few threads; each output row/column is independent, so the
-// result does not depend on the split.
+// result does not depend on the split. Exception-safe: an exception in any piece is rethrown here after every
+// thread has been joined, and a thread that cannot be started leaves its piece to the calling thread. (Own threads
+// rather than the model's ThreadPool: preprocessing is called without one, from the CLI and the server alike.)
 template <typename Body>
 void parallel_rows(int64_t count, int64_t work_per_row, Body body) {
   const unsigned hardware = std::max(1u, std::thread::hardware_concurrency());
@@ -39,10 +46,33 @@ void parallel_rows(int64_t count, int64_t work_per_row, Body body) {
     body(int64_t{0}, count);
     return;
   }
-  std::vector<std::thread> pool;
+  std::mutex error_mutex;
+  std::exception_ptr error;
+  auto piece = [&](int64_t begin, int64_t end) {
+    try {
+      body(begin, end);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error) error = std::current_exception();
+    }
+  };
   const int64_t chunk = (count + threads - 1) / threads;
-  for (int64_t begin = 0; begin < count; begin += chunk) pool.emplace_back(body, begin, std::min(count, begin + chunk));
+  std::vector<std::thread> pool;
+  std::vector<std::pair<int64_t, int64_t>> here;  // pieces the calling thread runs: the first, and any not started
+  pool.reserve(static_cast<size_t>(threads));
+  here.reserve(static_cast<size_t>(threads));
+  here.emplace_back(0, std::min(count, chunk));
+  for (int64_t begin = chunk; begin < count; begin += chunk) {
+    const int64_t end = std::min(count, begin + chunk);
+    try {
+      pool.emplace_back(piece, begin, end);
+    } catch (const std::system_error&) {
+      here.emplace_back(begin, end);
+    }
+  }
+  for (const auto& [begin, end] : here) piece(begin, end);
   for (auto& thread : pool) thread.join();
+  if (error) std::rethrow_exception(error);
 }
 
 inline uint8_t finish(int32_t sum, unsigned precision) {
