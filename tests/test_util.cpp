@@ -52,10 +52,12 @@ void copy_dir(const std::string& from, const std::string& to) {
 }
 
 std::string safetensors_bytes(const std::string& header_json, const std::string& data) {
+  std::string header = header_json;
+  header.append((8 - header.size() % 8) % 8, ' ');  // data 8-byte aligned, as safetensors writers pad it
   std::string out(8, '\0');
-  uint64_t size = header_json.size();
+  uint64_t size = header.size();
   for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((size >> (8 * i)) & 0xff);
-  return out + header_json + data;
+  return out + header + data;
 }
 
 std::vector<float> read_f32(const std::string& path) {

@@ -26,7 +26,7 @@ void write_file(const std::string& path, const std::string& bytes);
 std::string read_file(const std::string& path);
 void copy_dir(const std::string& from, const std::string& to);  // shallow copy of regular files and symlinks
 
-// A safetensors file image: 8-byte length, the header text, then `data`.
+// A safetensors file image: 8-byte length, the header text padded with spaces to a multiple of 8, then `data`.
 std::string safetensors_bytes(const std::string& header_json, const std::string& data);
 
 // A gray 24-bit BMP of the given size (valid header and data): size checks without a fixture file.

@@ -1,5 +1,6 @@
 #include "io/safetensors.h"
 
+#include <cstdint>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -11,6 +12,8 @@ namespace qwen3vl {
 namespace {
 
 using json = nlohmann::json;
+
+constexpr uint64_t kMaxCount = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 
 bool parse_dtype(const std::string& text, DType* dtype) {
   if (text == "F32") *dtype = DType::F32;
@@ -24,7 +27,7 @@ bool parse_dtype(const std::string& text, DType* dtype) {
 bool file_exists(const std::string& path) { return std::ifstream(path).good(); }
 
 TensorView parse_entry(const std::string& path, const std::string& name, const json& entry,
-                       const uint8_t* data_start, uint64_t data_size) {
+                       const uint8_t* data_start, uint64_t header_size, uint64_t data_size) {
   if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") ||
       !entry.contains("data_offsets"))
     throw_error(path, ": tensor ", name, ": header entry needs dtype, shape and data_offsets");
@@ -38,13 +41,14 @@ TensorView parse_entry(const std::string& path, const std::string& name, const j
                 " (supported: F32, F16, BF16, U8)");
   const json& shape = entry["shape"];
   if (!shape.is_array()) throw_error(path, ": tensor ", name, ": shape is not an array");
+  // Every size that can reach int64_t arithmetic (TensorView::numel, the binders) is checked to fit it.
   uint64_t numel = 1;
   for (const json& dim : shape) {
-    if (!dim.is_number_unsigned()) throw_error(path, ": tensor ", name, ": bad shape entry");
+    if (!dim.is_number_unsigned()) throw_error(path, ": tensor ", name, ": bad shape entry ", dim.dump());
     const uint64_t size = dim.get<uint64_t>();
-    if (size != 0 && numel > std::numeric_limits<uint64_t>::max() / size)
-      throw_error(path, ": tensor ", name, ": shape overflows");
-    numel *= size;
+    if (size > kMaxCount) throw_error(path, ": tensor ", name, ": dimension ", size, " exceeds 2^63 - 1");
+    if (__builtin_mul_overflow(numel, size, &numel) || numel > kMaxCount)
+      throw_error(path, ": tensor ", name, ": shape ", shape.dump(), " has more than 2^63 - 1 elements");
     view.shape.push_back(static_cast<int64_t>(size));
   }
   const json& offsets = entry["data_offsets"];
@@ -56,17 +60,27 @@ TensorView parse_entry(const std::string& path, const std::string& name, const j
   if (begin > end || end > data_size)
     throw_error(path, ": tensor ", name, ": data_offsets [", begin, ", ", end,
                 "] lie outside the file's ", data_size, " data bytes (truncated file?)");
-  if (end - begin != numel * dtype_size(view.dtype))
-    throw_error(path, ": tensor ", name, ": ", end - begin, " bytes stored but shape ",
-                view.shape_string(), " in ", dtype_name(view.dtype), " needs ",
-                numel * dtype_size(view.dtype));
+  uint64_t needed = 0;
+  if (__builtin_mul_overflow(numel, static_cast<uint64_t>(dtype_size(view.dtype)), &needed))
+    throw_error(path, ": tensor ", name, ": shape ", view.shape_string(), " in ", dtype_name(view.dtype),
+                " needs more than 2^64 bytes (", end - begin, " stored)");
+  if (end - begin != needed)
+    throw_error(path, ": tensor ", name, ": ", end - begin, " bytes stored but shape ", view.shape_string(), " in ",
+                dtype_name(view.dtype), " needs ", needed);
   view.data = data_start + begin;
   view.bytes = end - begin;
+  // The kernels read elements through typed pointers (and quantized blobs' fp16 scales likewise), so each tensor
+  // must start at a multiple of its element size in memory (the mapping is page aligned). safetensors writers align
+  // the data (header padded to 8 bytes, tensors ordered by alignment); a file that does not is refused, not copied.
+  const uint64_t alignment = view.dtype == DType::U8 ? 2 : dtype_size(view.dtype);
+  if (reinterpret_cast<uintptr_t>(view.data) % alignment != 0)
+    throw_error(path, ": tensor ", name, ": data at file offset ", 8 + header_size + begin, " is not aligned to its ",
+                alignment, "-byte elements (rewrite the file with a safetensors writer that aligns it)");
   return view;
 }
 
 // A quantized tensor's metadata entry (see safetensors.h): the stored U8 bytes become a Q8 / Q4 view of the
-// logical shape. The blob size is checked where the layout is known (model binding).
+// logical shape, [rows, cols] or [experts, rows, cols], and must be exactly that many blobs of the layout.
 void apply_quant_metadata(const std::string& path, const std::string& text, TensorView& view) {
   const json meta = json::parse(text, nullptr, false);
   if (meta.is_discarded() || !meta.is_object() || !meta.contains("format") || !meta["format"].is_string() ||
@@ -85,18 +99,32 @@ void apply_quant_metadata(const std::string& path, const std::string& text, Tens
     throw_error(path, ": tensor ", view.name, ": quantized layout '",
                 meta.contains("layout") ? meta["layout"].dump() : std::string("(none)"), "' is not ", kQuantLayoutName,
                 " (written by another qwen3vl version): run qwen3vl quantize again on the original checkpoint");
-  view.shape.clear();
-  for (const json& dim : meta["shape"]) {
-    if (!dim.is_number_unsigned()) throw_error(path, ": tensor ", view.name, ": bad quantized shape entry");
-    view.shape.push_back(dim.get<int64_t>());
+  const json& shape = meta["shape"];
+  if (shape.size() != 2 && shape.size() != 3)
+    throw_error(path, ": tensor ", view.name, ": quantized shape ", shape.dump(),
+                " must be [rows, cols] or [experts, rows, cols]");
+  std::vector<uint64_t> dims;
+  for (const json& dim : shape) {
+    if (!dim.is_number_unsigned() || dim.get<uint64_t>() == 0 || dim.get<uint64_t>() > kMaxCount)
+      throw_error(path, ": tensor ", view.name, ": bad quantized shape ", shape.dump());
+    dims.push_back(dim.get<uint64_t>());
   }
+  const uint64_t count = dims.size() == 3 ? dims[0] : 1;
+  uint64_t needed = 0;
+  const bool fits = quant_blob_bytes(view.dtype, count, dims[dims.size() - 2], dims.back(), &needed);
+  if (!fits || view.bytes != needed)
+    throw_error(path, ": tensor ", view.name, " holds ", view.bytes, " bytes but ", format, " shape ", shape.dump(),
+                " needs ", fits ? std::to_string(needed) : std::string("more than 2^64"));
+  view.shape.assign(dims.begin(), dims.end());
 }
 
 }  // namespace
 
 int64_t TensorView::numel() const {
+  // Cannot overflow for views read by SafetensorsFile (the product was checked there); other views saturate.
   int64_t count = 1;
-  for (int64_t dim : shape) count *= dim;
+  for (int64_t dim : shape)
+    if (dim < 0 || __builtin_mul_overflow(count, dim, &count)) return std::numeric_limits<int64_t>::max();
   return count;
 }
 
@@ -127,9 +155,12 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
                              : nullptr;
   for (const auto& [name, entry] : header.items()) {
     if (name == "__metadata__") continue;
-    TensorView view = parse_entry(path, name, entry, data_start, data_size);
+    TensorView view = parse_entry(path, name, entry, data_start, header_size, data_size);
     if (metadata && metadata->contains(name) && (*metadata)[name].is_string())
       apply_quant_metadata(path, (*metadata)[name].get<std::string>(), view);
+    if (view.dtype == DType::U8)
+      throw_error(path, ": tensor ", name, ": dtype U8 without a quantized layout in __metadata__ (U8 is read only as "
+                  "the bytes of a tensor written by qwen3vl quantize)");
     tensors_.emplace(name, std::move(view));
   }
 }

@@ -15,11 +15,8 @@
 #include <vector>
 
 #include "core/dtype.h"
-
-namespace qwen3vl {
-constexpr const char* kQuantLayoutName = "tiles16x64";  // the layout of ops/quant.h, in quantized tensors' metadata
-}
 #include "core/mapped_file.h"
+#include "core/quant_layout.h"
 
 namespace qwen3vl {
 

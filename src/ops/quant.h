@@ -23,26 +23,10 @@
 #include <string>
 
 #include "core/dtype.h"
+#include "core/quant_layout.h"  // the formats' constants and blob sizes
 #include "ops/ops.h"
 
 namespace qwen3vl {
-
-constexpr int64_t kQuantBlock = 32;     // weights per scale
-constexpr int64_t kQuantGroup = 64;     // cols per unit (two blocks)
-constexpr int64_t kQuantTileRows = 16;  // rows per unit
-
-inline bool is_quantized(DType dtype) { return dtype == DType::Q8 || dtype == DType::Q4; }
-inline int64_t quant_padded_cols(int64_t cols) { return (cols + kQuantGroup - 1) / kQuantGroup * kQuantGroup; }
-inline int64_t quant_tiles(int64_t rows) { return (rows + kQuantTileRows - 1) / kQuantTileRows; }
-inline int64_t quant_groups(int64_t cols) { return quant_padded_cols(cols) / kQuantGroup; }
-inline int64_t quant_blocks(int64_t cols) { return quant_padded_cols(cols) / kQuantBlock; }
-// Bytes of one unit's codes, and of the whole unit (codes + 32 fp16 scales).
-inline int64_t quant_unit_code_bytes(DType dtype) { return dtype == DType::Q4 ? 512 : 1024; }
-inline int64_t quant_unit_bytes(DType dtype) { return quant_unit_code_bytes(dtype) + 64; }
-// Bytes of the whole blob.
-inline size_t quant_matrix_bytes(DType dtype, int64_t rows, int64_t cols) {
-  return static_cast<size_t>(quant_tiles(rows) * quant_groups(cols) * quant_unit_bytes(dtype));
-}
 
 // Quantizes rows [r0, r1) of a [rows, cols] matrix, given as floats in src [r1 - r0, cols], into the blob `dst` of
 // the whole matrix in `format` (Q8 or Q4). Rows write disjoint bytes, so disjoint ranges may run on different
