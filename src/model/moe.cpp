@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "model/weight_convert.h"
 #include "ops/quant.h"
 
 namespace qwen3vl {
@@ -29,6 +30,7 @@ std::vector<WeightMatrix> expert_slices(const TensorView& view, int64_t experts,
                                 "] (or the transposed [" + std::to_string(experts) + ", " + std::to_string(out) +
                                 ", " + std::to_string(in) + "])");
   }
+  check_matrix_dtype(view);
   std::vector<WeightMatrix> slices;
   // Quantized experts (written by `qwen3vl quantize`) are always out-major, one blob per expert.
   const size_t slice_bytes = is_quantized(view.dtype) ? quant_matrix_bytes(view.dtype, out, in)
@@ -74,7 +76,7 @@ MoeLayerWeights bind_moe_layer(const TensorStore& store, const std::string& pref
   const TensorView& gate = store.get(prefix + "mlp.gate.weight");
   if (gate.shape != std::vector<int64_t>{c.num_experts, c.hidden_size})
     bad_shape(gate, config, "[" + std::to_string(c.num_experts) + ", " + std::to_string(c.hidden_size) + "]");
-  w.gate = WeightMatrix{gate.dtype, gate.data, c.num_experts, c.hidden_size, WeightLayout::OutIn};
+  w.gate = bind_weight_matrix(gate, c.num_experts, c.hidden_size);
   const int64_t im = c.moe_intermediate_size;
   w.gate_up_proj = expert_slices(store.get(prefix + "mlp.experts.gate_up_proj"), c.num_experts, c.hidden_size,
                                  2 * im, config);

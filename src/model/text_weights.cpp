@@ -23,9 +23,11 @@ class Binder {
   WeightMatrix matrix(const std::string& name, int64_t rows, int64_t cols) const {
     return bind_weight_matrix(expect(name, {rows, cols}), rows, cols);
   }
+  WeightMatrix table(const std::string& name, int64_t rows, int64_t cols) const {
+    return bind_embedding_table(expect(name, {rows, cols}), rows, cols);
+  }
   WeightVector vector(const std::string& name, int64_t size) const {
-    const TensorView& view = expect(name, {size});
-    return WeightVector{view.dtype, view.data, size};
+    return bind_weight_vector(expect(name, {size}), size);
   }
 
  private:
@@ -49,7 +51,7 @@ TextWeights bind_text_weights(const TensorStore& store, const ModelConfig& confi
   w.prefix = find_prefix(store);
   const int64_t q_width = c.num_attention_heads * c.head_dim;
   const int64_t kv_width = c.num_key_value_heads * c.head_dim;
-  w.embed_tokens = bind.matrix(w.prefix + "embed_tokens.weight", c.vocab_size, c.hidden_size);
+  w.embed_tokens = bind.table(w.prefix + "embed_tokens.weight", c.vocab_size, c.hidden_size);
   w.dtype = w.embed_tokens.dtype;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const std::string p = w.prefix + "layers." + std::to_string(l) + ".";

@@ -27,9 +27,11 @@ class Binder {
   WeightMatrix matrix(const std::string& name, int64_t rows, int64_t cols) const {
     return bind_weight_matrix(expect(name, {rows, cols}), rows, cols);
   }
+  WeightMatrix table(const std::string& name, int64_t rows, int64_t cols) const {
+    return bind_embedding_table(expect(name, {rows, cols}), rows, cols);
+  }
   WeightVector vector(const std::string& name, int64_t size) const {
-    const TensorView& view = expect(name, {size});
-    return WeightVector{view.dtype, view.data, size};
+    return bind_weight_vector(expect(name, {size}), size);
   }
   VisionLinear linear(const std::string& name, int64_t out, int64_t in) const {
     return VisionLinear{matrix(name + ".weight", out, in), vector(name + ".bias", out)};
@@ -103,10 +105,10 @@ VisionWeights bind_vision_weights(const TensorStore& store, const ModelConfig& c
   // Conv3d kernel [D, C, T, P, P]; with kernel == stride it is a Linear over the flattened (c, t, y, x) patch.
   const TensorView& proj =
       bind.expect("patch_embed.proj.weight", {d, c.in_channels, c.temporal_patch_size, c.patch_size, c.patch_size});
-  w.patch_embed.weight = WeightMatrix{proj.dtype, proj.data, d, proj.numel() / d};
+  w.patch_embed.weight = bind_weight_matrix(proj, d, proj.numel() / d);
   w.patch_embed.bias = bind.vector("patch_embed.proj.bias", d);
   w.dtype = proj.dtype;
-  w.pos_embed = bind.matrix("pos_embed.weight", c.num_position_embeddings, d);
+  w.pos_embed = bind.table("pos_embed.weight", c.num_position_embeddings, d);
 
   for (int64_t i = 0; i < c.depth; ++i) {
     const std::string p = "blocks." + std::to_string(i) + ".";

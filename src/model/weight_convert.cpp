@@ -12,6 +12,8 @@
 namespace qwen3vl {
 namespace {
 
+bool is_plain_float(DType dtype) { return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16; }
+
 size_t stored_bytes(DType dtype, int64_t rows, int64_t cols) {
   return is_quantized(dtype) ? quant_matrix_bytes(dtype, rows, cols)
                              : static_cast<size_t>(rows * cols) * dtype_size(dtype);
@@ -114,11 +116,38 @@ class Converter {
 
 }  // namespace
 
+void check_matrix_dtype(const TensorView& view) {
+  if (!is_plain_float(view.dtype) && !is_quantized(view.dtype))
+    throw_error(view.file, ": tensor ", view.name, " has dtype ", dtype_name(view.dtype),
+                " (a weight matrix must be F32, F16, BF16, or q8 / q4 written by qwen3vl quantize)");
+}
+
 WeightMatrix bind_weight_matrix(const TensorView& view, int64_t rows, int64_t cols) {
-  if (is_quantized(view.dtype) && view.bytes != quant_matrix_bytes(view.dtype, rows, cols))
-    throw_error(view.file, ": tensor ", view.name, " holds ", view.bytes, " bytes but a ", weight_format_name(view.dtype),
-                " matrix [", rows, ", ", cols, "] needs ", quant_matrix_bytes(view.dtype, rows, cols));
+  check_matrix_dtype(view);
+  const uint64_t needed = is_quantized(view.dtype)
+                              ? quant_matrix_bytes(view.dtype, rows, cols)
+                              : static_cast<uint64_t>(rows) * static_cast<uint64_t>(cols) * dtype_size(view.dtype);
+  if (rows <= 0 || cols <= 0 || view.bytes != needed)
+    throw_error(view.file, ": tensor ", view.name, " holds ", view.bytes, " bytes but a ", dtype_name(view.dtype),
+                " matrix [", rows, ", ", cols, "] needs ", needed);
   return WeightMatrix{view.dtype, view.data, rows, cols};
+}
+
+WeightMatrix bind_embedding_table(const TensorView& view, int64_t rows, int64_t cols) {
+  if (!is_plain_float(view.dtype))
+    throw_error(view.file, ": tensor ", view.name, " has dtype ", dtype_name(view.dtype),
+                " (an embedding table must be F32, F16 or BF16)");
+  return bind_weight_matrix(view, rows, cols);
+}
+
+WeightVector bind_weight_vector(const TensorView& view, int64_t size) {
+  if (!is_plain_float(view.dtype))
+    throw_error(view.file, ": tensor ", view.name, " has dtype ", dtype_name(view.dtype),
+                " (norm weights and biases must be F32, F16 or BF16)");
+  if (size <= 0 || view.bytes != static_cast<uint64_t>(size) * dtype_size(view.dtype))
+    throw_error(view.file, ": tensor ", view.name, " holds ", view.bytes, " bytes, not ", size, " ",
+                dtype_name(view.dtype), " values");
+  return WeightVector{view.dtype, view.data, size};
 }
 
 void convert_text_weights(TextWeights& weights, const TensorStore& store, DType format, ThreadPool* pool,

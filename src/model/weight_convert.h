@@ -21,9 +21,16 @@
 
 namespace qwen3vl {
 
-// A weight matrix bound from `view` (checked against rows x cols by the caller): for quantized tensors the stored
-// blob size is checked against the format's layout (Error naming the file and tensor).
+// Throws Error naming the file and tensor unless `view` holds a dtype ops::linear reads: F32, F16, BF16, or Q8 / Q4.
+void check_matrix_dtype(const TensorView& view);
+// A weight matrix bound from `view` (its shape checked against rows x cols by the caller): the dtype is checked, and
+// the stored bytes against the format's size (Error naming the file and tensor).
 WeightMatrix bind_weight_matrix(const TensorView& view, int64_t rows, int64_t cols);
+// A table read by rows (embed_tokens, pos_embed: ops::embedding): as bind_weight_matrix, but F32, F16 or BF16 only.
+WeightMatrix bind_embedding_table(const TensorView& view, int64_t rows, int64_t cols);
+// A norm weight or bias of `size` elements (shape checked by the caller): F32, F16 or BF16 only, which is all the
+// kernels read.
+WeightVector bind_weight_vector(const TensorView& view, int64_t size);
 
 // One converted tensor, as `qwen3vl quantize` writes it: the HF name, the format, the logical shape ([rows, cols],
 // or [experts, rows, cols] for fused MoE experts) and its bytes.

@@ -222,6 +222,20 @@ void prepare_x(const Context& ctx, const cpu::Kernels& k, cpu::LinearJob& job) {
   }
 }
 
+// The dtypes the kernels read: weight matrices F32 / F16 / BF16 / Q8 / Q4, vectors (norms, biases) F32 / F16 / BF16.
+// The loaders bind nothing else (model/weight_convert.h); a caller that did would otherwise get a kernel's fallback
+// load of the wrong width, so it is an error here, before any kernel runs.
+bool is_vector_dtype(DType dtype) { return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16; }
+
+void check_vector(const WeightVector& v, const char* what) {
+  if (!is_vector_dtype(v.dtype)) throw_error("internal: ", what, " of dtype ", dtype_name(v.dtype));
+}
+
+void check_matrix(const WeightMatrix& w) {
+  if (!is_vector_dtype(w.dtype) && w.dtype != DType::Q8 && w.dtype != DType::Q4)
+    throw_error("internal: linear with a weight of dtype ", dtype_name(w.dtype));
+}
+
 // Whether the outputs can share one packed x and one hand-off: same cols, weight format and layout.
 bool share_x(const LinearOutput* outputs, int count) {
   for (int i = 1; i < count; ++i) {
@@ -242,6 +256,10 @@ void linear(const Context& ctx, const float* x, int64_t n, const WeightMatrix& w
 
 void linear_group(const Context& ctx, const float* x, int64_t n, const LinearOutput* outputs, int count,
                   Precision precision) {
+  for (int i = 0; i < count; ++i) {
+    check_matrix(*outputs[i].w);
+    if (outputs[i].bias) check_vector(*outputs[i].bias, "linear bias");
+  }
   const cpu::Kernels& k = cpu::kernels_of(ctx);
   if (!k.linear_columns) {
     for (int i = 0; i < count; ++i) reference::linear(x, n, *outputs[i].w, outputs[i].y, precision, outputs[i].bias);
@@ -286,6 +304,7 @@ void linear_group(const Context& ctx, const float* x, int64_t n, const LinearOut
 
 void rms_norm(const Context& ctx, const float* x, int64_t rows, int64_t dim, const WeightVector& weight, float eps,
               float* out, Precision precision) {
+  check_vector(weight, "rms_norm weight");
   const cpu::Kernels& k = cpu::kernels_of(ctx);
   const int64_t min_rows = std::max<int64_t>(1, cpu::kMinElements / std::max<int64_t>(dim, 1));
   cpu::split(k.threaded ? ctx : Context{}, rows, 1, min_rows, [&](int64_t r0, int64_t r1) {
@@ -295,6 +314,8 @@ void rms_norm(const Context& ctx, const float* x, int64_t rows, int64_t dim, con
 
 void layer_norm(const Context& ctx, const float* x, int64_t rows, int64_t dim, const WeightVector& weight,
                 const WeightVector& bias, float eps, float* out, Precision precision) {
+  check_vector(weight, "layer_norm weight");
+  check_vector(bias, "layer_norm bias");
   const cpu::Kernels& k = cpu::kernels_of(ctx);
   const int64_t min_rows = std::max<int64_t>(1, cpu::kMinElements / std::max<int64_t>(dim, 1));
   cpu::split(k.threaded ? ctx : Context{}, rows, 1, min_rows, [&](int64_t r0, int64_t r1) {
@@ -460,6 +481,7 @@ void linear(const float* x, int64_t n, const WeightMatrix& w, float* y, Precisio
   linear(Context{}, x, n, w, y, precision, bias);
 }
 void embedding(const WeightMatrix& table, const int32_t* ids, int64_t n, float* out) {
+  if (!is_vector_dtype(table.dtype)) throw_error("internal: embedding table of dtype ", dtype_name(table.dtype));
   reference::embedding(table, ids, n, out);
 }
 void rms_norm(const float* x, int64_t rows, int64_t dim, const WeightVector& weight, float eps, float* out,
