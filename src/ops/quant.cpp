@@ -92,6 +92,15 @@ uint16_t quantize_block(const float* src, int count, DType format, int8_t* q) {
   return f32_to_f16(best_d);
 }
 
+// An activation's code: round to nearest even. A finite block gives |value| <= 127 (+ rounding); an infinite or NaN
+// activation gives NaN or inf here, whose conversion to an integer would be undefined: NaN becomes 0, the rest is
+// clamped to the code range.
+int8_t x_code(float value) {
+  const float rounded = std::nearbyint(value);
+  if (std::isnan(rounded)) return 0;
+  return static_cast<int8_t>(std::clamp(rounded, -127.0f, 127.0f));
+}
+
 // Byte of weight (row i of its tile, col c of its group) in a unit's codes: Q8 one byte per weight; Q4 cols c and
 // c + 32 share a byte (low and high nibble).
 inline int64_t q8_code_byte(int64_t i, int64_t c) { return c / 4 * 64 + i * 4 + c % 4; }
@@ -164,7 +173,7 @@ float quantize_x_block(const float* x, int count, int8_t* q) {
   for (int i = 0; i < count; ++i) max_abs = std::max(max_abs, std::fabs(x[i]));
   const float inv = max_abs > 0.f ? 127.0f / max_abs : 0.f;
   for (int i = 0; i < kQuantBlock; ++i)
-    q[i] = i < count ? static_cast<int8_t>(std::nearbyint(x[i] * inv)) : int8_t{0};
+    q[i] = i < count ? x_code(x[i] * inv) : int8_t{0};
   return max_abs / 127.0f;
 }
 
