@@ -157,6 +157,35 @@ VisionConfig read_vision_config(const std::string& file, const json& vision) {
   return config;
 }
 
+// Checkpoints this engine cannot run are refused by the field that says so (transformers' Qwen3VLConfig and
+// Qwen3VLTextConfig) rather than later by a tensor's dtype or shape.
+void refuse_quantized(const std::string& path, const json& root, const json& text) {
+  // PreTrainedConfig.quantization_config, written by transformers' quantizers at the top level (some converters put
+  // it in text_config): FP8, bitsandbytes, AWQ, GPTQ... need kernels this engine does not have.
+  for (const json* where : {&root, &text}) {
+    if (!where->contains("quantization_config")) continue;
+    const json& quant = (*where)["quantization_config"];
+    const std::string method = quant.is_object() && quant.contains("quant_method") && quant["quant_method"].is_string()
+                                   ? quant["quant_method"].get<std::string>()
+                                   : std::string("unknown");
+    throw_error(path, ": ", where == &text ? "text_config." : "", "quantization_config (quant_method \"", method,
+                "\") is not supported: use the unquantized checkpoint (qwen3vl quantize makes q8 / q4 from it)");
+  }
+}
+
+void refuse_unsupported(const std::string& path, const json& text, const ModelConfig& config) {
+  FieldReader text_reader(path, text, "text_config");
+  const std::string act = text_reader.string_or("hidden_act", "silu");
+  if (act != "silu")
+    throw_error(path, ": text_config.hidden_act \"", act, "\" is not supported (Qwen3-VL's MLP uses \"silu\")");
+  if (text_reader.boolean_or("attention_bias", false))
+    text_reader.fail("attention_bias", "true is not supported (Qwen3-VL's attention projections have no bias)");
+  if (config.vision_config.out_hidden_size != config.text_config.hidden_size)
+    throw_error(path, ": vision_config.out_hidden_size ", config.vision_config.out_hidden_size,
+                " does not match text_config.hidden_size ", config.text_config.hidden_size,
+                " (the vision tower's rows are the language model's embeddings)");
+}
+
 }  // namespace
 
 ModelConfig load_model_config(const std::string& path) {
@@ -170,6 +199,7 @@ ModelConfig load_model_config(const std::string& path) {
     throw_error(path, ": model_type \"", config.model_type,
                 "\" is not supported (expected \"qwen3_vl\" or \"qwen3_vl_moe\")");
   const json& text = reader.object("text_config");
+  refuse_quantized(path, root, text);
   config.text_config = read_text_config(path, text, config.is_moe());
   config.vision_config = read_vision_config(path, reader.object("vision_config"));
   // tie_word_embeddings sits at the top level in released files; transformers 5 may also write it in text_config.
@@ -181,6 +211,7 @@ ModelConfig load_model_config(const std::string& path) {
   config.vision_start_token_id = reader.integer_or("vision_start_token_id", config.vision_start_token_id);
   config.vision_end_token_id = reader.integer_or("vision_end_token_id", config.vision_end_token_id);
   config.eos_token_id = text_reader.integer_list_or_empty("eos_token_id");
+  refuse_unsupported(path, text, config);
   return config;
 }
 
