@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "ops/quant.h"
+#include "vision/video_processor.h"
 
 namespace qwen3vl {
 namespace {
@@ -17,6 +18,33 @@ bool read_text_file(const std::string& path, std::string* text) {
   buffer << in.rdbuf();
   *text = buffer.str();
   return true;
+}
+
+// The file load_video_processor_config reads its values from (same order), for messages.
+std::string video_config_source(const std::string& dir) {
+  std::string text;
+  if (read_text_file(dir + "/processor_config.json", &text)) {
+    const nlohmann::json json = nlohmann::json::parse(text, nullptr, false);
+    if (json.is_object() && json.contains("video_processor")) return dir + "/processor_config.json video_processor";
+  }
+  for (const char* name : {"/video_preprocessor_config.json", "/preprocessor_config.json"})
+    if (std::ifstream(dir + name).good()) return dir + name;
+  return dir + "/video_preprocessor_config.json (absent: the defaults)";
+}
+
+// The processors cut pixels into patches of the tower's size: a processor config copied from another model (Qwen2-VL:
+// patch_size 14) would make rows of another width than the patch embedding reads.
+void check_patch_sizes(const std::string& source, int64_t patch_size, int64_t temporal_patch_size,
+                       int64_t merge_size, const ModelConfig& config) {
+  const VisionConfig& v = config.vision_config;
+  auto check = [&](const char* field, int64_t value, const char* vision_field, int64_t expected) {
+    if (value != expected)
+      throw_error(source, ": ", field, " ", value, " does not match vision_config.", vision_field, " ", expected,
+                  " in ", config.path);
+  };
+  check("patch_size", patch_size, "patch_size", v.patch_size);
+  check("temporal_patch_size", temporal_patch_size, "temporal_patch_size", v.temporal_patch_size);
+  check("merge_size", merge_size, "spatial_merge_size", v.spatial_merge_size);
 }
 
 }  // namespace
@@ -41,7 +69,15 @@ std::unique_ptr<LoadedModel> load_model(const std::string& dir, const LoadOption
   model->generation = load_generation_config(dir + "/generation_config.json");
   if (model->generation.eos_token_id.empty()) model->generation.eos_token_id = model->config.eos_token_id;
 
-  model->image_processor = load_image_processor_config(dir + "/preprocessor_config.json");
+  const std::string image_config_path = dir + "/preprocessor_config.json";
+  model->image_processor = load_image_processor_config(image_config_path);
+  const ImageProcessorConfig& image = model->image_processor;
+  check_patch_sizes(std::ifstream(image_config_path).good() ? image_config_path
+                                                            : image_config_path + " (absent: the defaults)",
+                    image.patch_size, image.temporal_patch_size, image.merge_size, model->config);
+  const VideoProcessorConfig video = load_video_processor_config(dir);
+  check_patch_sizes(video_config_source(dir), video.patch_size, video.temporal_patch_size, video.merge_size,
+                    model->config);
 
   const std::string tokenizer_path = dir + "/tokenizer.json";
   const bool has_tokenizer = std::ifstream(tokenizer_path).good();

@@ -14,11 +14,13 @@ std::vector<std::shared_ptr<const VisionOutput>> encode_images(const LoadedModel
   // All images go through the vision tower in one call, each its own attention segment (as HF does).
   std::vector<GridTHW> grids;
   for (const ProcessedImage& image : images) grids.push_back(image.grid);
-  const int64_t row_width = static_cast<int64_t>(images.front().pixel_values.size()) / images.front().grid.patches();
+  // Rows of the tower's patch width (patch_embed's columns): the tower reads that many floats per patch.
+  const int64_t row_width = model.vision->patch_dim();
   std::vector<float> pixel_values;
   for (const ProcessedImage& image : images) {
     if (image.grid.patches() <= 0 || static_cast<int64_t>(image.pixel_values.size()) != image.grid.patches() * row_width)
-      throw_error("image pixel_values do not match its grid");
+      throw_error("image pixel_values (", image.pixel_values.size(), " values for ", image.grid.patches(),
+                  " patches) do not match the vision tower's patch width ", row_width);
     pixel_values.insert(pixel_values.end(), image.pixel_values.begin(), image.pixel_values.end());
   }
   const VisionOutput vision = model.vision->forward(pixel_values.data(), grids);
