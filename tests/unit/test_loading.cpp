@@ -5,7 +5,10 @@
 
 #include "core/error.h"
 #include "io/model_config.h"
+#include "core/quant_layout.h"
 #include "io/safetensors.h"
+#include "model/weight_convert.h"
+#include "ops/ops.h"
 #include "test_util.h"
 
 namespace qwen3vl {
@@ -96,6 +99,117 @@ TEST(Safetensors, ByteCountMustMatchShape) {
   write_file(dir.file("model.safetensors"),
              testing::safetensors_bytes(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", "12345678"));
   expect_error([&] { TensorStore::open_dir(dir.path()); }, {"tensor w", "[3]"});
+}
+
+// Review M2: sizes from the header are checked with arithmetic that cannot wrap.
+TEST(Safetensors, ByteCountThatWrapsIsAnError) {
+  TempDir dir;
+  // 2^31 x 2^31 F32 elements are 2^64 bytes, which wrapped to the 0 stored.
+  write_file(dir.file("model.safetensors"),
+             testing::safetensors_bytes(
+                 R"({"w":{"dtype":"F32","shape":[2147483648,2147483648],"data_offsets":[0,0]}})", ""));
+  expect_error([&] { TensorStore::open_dir(dir.path()); }, {"tensor w", "more than 2^64 bytes"});
+}
+
+TEST(Safetensors, DimensionAboveInt64MaxIsAnError) {
+  TempDir dir;
+  write_file(dir.file("model.safetensors"),
+             testing::safetensors_bytes(
+                 R"({"w":{"dtype":"U8","shape":[9223372036854775808],"data_offsets":[0,0]}})", ""));
+  expect_error([&] { TensorStore::open_dir(dir.path()); }, {"tensor w", "dimension 9223372036854775808"});
+  // The product of dims each below 2^63 may not pass 2^63 either (numel is int64_t).
+  write_file(dir.file("model.safetensors"),
+             testing::safetensors_bytes(
+                 R"({"w":{"dtype":"F16","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", ""));
+  expect_error([&] { TensorStore::open_dir(dir.path()); }, {"tensor w", "more than 2^63 - 1 elements"});
+}
+
+TEST(Safetensors, PlainU8TensorIsRefused) {
+  TempDir dir;
+  write_file(dir.file("model.safetensors"),
+             testing::safetensors_bytes(R"({"norm":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}})", "12345678"));
+  expect_error([&] { TensorStore::open_dir(dir.path()); }, {"tensor norm", "U8 without a quantized layout"});
+}
+
+// A quantized tensor's metadata: [rows, cols] or [experts, rows, cols], and exactly the layout's bytes.
+TEST(Safetensors, QuantizedShapeAndBytesAreCheckedAtParse) {
+  TempDir dir;
+  const uint64_t blob = quant_matrix_bytes(DType::Q8, 16, 64);  // one unit
+  auto file = [&](const std::string& shape, uint64_t bytes) {
+    const std::string meta = R"(,"__metadata__":{"w":"{\"format\": \"q8\", \"block\": 32, \"layout\": \")" +
+                             std::string(kQuantLayoutName) + R"(\", \"shape\": )" + shape + R"(}"}})";
+    write_file(dir.file("model.safetensors"),
+               testing::safetensors_bytes(R"({"w":{"dtype":"U8","shape":[)" + std::to_string(bytes) +
+                                              R"(],"data_offsets":[0,)" + std::to_string(bytes) + "]}" + meta,
+                                          std::string(bytes, '\0')));
+  };
+  file("[16, 64]", blob);
+  const TensorStore store = TensorStore::open_dir(dir.path());
+  EXPECT_EQ(store.get("w").dtype, DType::Q8);
+  EXPECT_EQ(store.get("w").shape, (std::vector<int64_t>{16, 64}));
+  file("[2, 16, 64]", 2 * blob);
+  EXPECT_EQ(TensorStore::open_dir(dir.path()).get("w").shape, (std::vector<int64_t>{2, 16, 64}));
+  file("[32, 64]", blob);  // two tiles need twice the bytes
+  expect_error([&] { TensorStore::open_dir(dir.path()); }, {"tensor w", "holds 1088 bytes", "needs 2176"});
+  file("[1024]", blob);  // a norm weight cannot be quantized
+  expect_error([&] { TensorStore::open_dir(dir.path()); }, {"tensor w", "must be [rows, cols]"});
+  file("[9223372036854775807, 9223372036854775807]", blob);
+  expect_error([&] { TensorStore::open_dir(dir.path()); }, {"tensor w", "more than 2^64"});
+  file("[-16, 64]", blob);
+  expect_error([&] { TensorStore::open_dir(dir.path()); }, {"tensor w", "bad quantized shape"});
+}
+
+// Review m3: elements are read through typed pointers, so a tensor whose data is not aligned to its element size
+// (a header length that is not a multiple of 8, unpadded) is refused rather than read misaligned.
+TEST(Safetensors, MisalignedDataIsRefused) {
+  TempDir dir;
+  const std::string header = R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";  // 55 bytes
+  ASSERT_NE(header.size() % 4, 0u);
+  std::string bytes(8, '\0');
+  bytes[0] = static_cast<char>(header.size());
+  write_file(dir.file("model.safetensors"), bytes + header + floats({1}));
+  expect_error([&] { TensorStore::open_dir(dir.path()); }, {"tensor w", "not aligned to its 4-byte elements"});
+}
+
+// Review M2: what the binders accept, whatever a file claims: vectors (norms, biases) and embedding tables only
+// F32 / F16 / BF16, matrices also q8 / q4 of exactly the layout's bytes. And the kernels' dispatcher refuses any
+// other dtype, so a kernel's fallback load (F16 for anything unknown) can never run on a U8 buffer.
+TEST(WeightBinding, OnlyTheDtypesTheKernelsReadAreBound) {
+  const std::vector<uint8_t> bytes(4096);
+  TensorView view;
+  view.name = "w";
+  view.file = "model.safetensors";
+  view.data = bytes.data();
+  view.dtype = DType::U8;
+  view.bytes = 64;
+  expect_error([&] { bind_weight_vector(view, 64); }, {"model.safetensors", "tensor w", "U8"});
+  expect_error([&] { bind_weight_matrix(view, 8, 8); }, {"tensor w", "U8"});
+  view.dtype = DType::Q8;
+  view.bytes = quant_matrix_bytes(DType::Q8, 16, 64);
+  expect_error([&] { bind_weight_vector(view, 16); }, {"tensor w", "Q8"});
+  expect_error([&] { bind_embedding_table(view, 16, 64); }, {"tensor w", "Q8"});
+  EXPECT_EQ(bind_weight_matrix(view, 16, 64).dtype, DType::Q8);
+  expect_error([&] { bind_weight_matrix(view, 32, 64); }, {"tensor w", "needs 2176"});
+  view.dtype = DType::BF16;
+  view.bytes = 64;
+  EXPECT_EQ(bind_weight_vector(view, 32).size, 32);
+  expect_error([&] { bind_weight_vector(view, 64); }, {"tensor w", "holds 64 bytes"});
+}
+
+TEST(WeightBinding, KernelDispatcherRefusesOtherDtypes) {
+  const std::vector<uint8_t> bytes(4096);
+  std::vector<float> x(64, 1.0f), y(64);
+  const WeightVector u8_vector{DType::U8, bytes.data(), 64};
+  EXPECT_THROW(ops::rms_norm(x.data(), 1, 64, u8_vector, 1e-6f, y.data(), Precision::F32), Error);
+  const WeightVector f32_vector{DType::F32, bytes.data(), 64};
+  EXPECT_THROW(ops::layer_norm(x.data(), 1, 64, f32_vector, u8_vector, 1e-6f, y.data(), Precision::F32), Error);
+  const WeightMatrix u8_matrix{DType::U8, bytes.data(), 8, 64};
+  EXPECT_THROW(ops::linear(x.data(), 1, u8_matrix, y.data(), Precision::F32), Error);
+  const int32_t ids[1] = {0};
+  EXPECT_THROW(ops::embedding(u8_matrix, ids, 1, y.data()), Error);
+  // The same calls with a dtype the kernels read run.
+  ops::rms_norm(x.data(), 1, 64, f32_vector, 1e-6f, y.data(), Precision::F32);
+  EXPECT_EQ(y[0], 0.0f);  // zero weights
 }
 
 TEST(Safetensors, MissingTensorNamesItAndTheFile) {
@@ -206,6 +320,38 @@ TEST(Config, MropeSectionMustCoverHalfTheHeadDim) {
   text.replace(text.find("[2, 1, 1]"), 9, "[2, 2, 2]");
   write_file(dir.file("config.json"), text);
   expect_error([&] { load_model_config(dir.file("config.json")); }, {"mrope_section"});
+}
+
+// Review m2: checkpoints this engine cannot run are refused by the field that says so.
+TEST(Config, UnsupportedCheckpointsAreRefusedByTheirField) {
+  TempDir dir;
+  auto expect_refused = [&](const std::string& from, const std::string& to,
+                            std::initializer_list<std::string> needles) {
+    std::string text = kConfig;
+    ASSERT_NE(text.find(from), std::string::npos) << from;
+    text.replace(text.find(from), from.size(), to);
+    write_file(dir.file("config.json"), text);
+    expect_error([&] { load_model_config(dir.file("config.json")); }, needles);
+  };
+  expect_refused(R"("image_token_id": 7,)",
+                 R"("image_token_id": 7, "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]},)",
+                 {"config.json", "quantization_config", "fp8"});
+  expect_refused(R"("image_token_id": 7,)",
+                 R"("image_token_id": 7, "quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": true},)",
+                 {"quantization_config", "bitsandbytes"});
+  expect_refused(R"("vocab_size": 100,)", R"("vocab_size": 100, "quantization_config": {"quant_method": "awq"},)",
+                 {"text_config.quantization_config", "awq"});
+  expect_refused(R"("vocab_size": 100,)", R"("vocab_size": 100, "hidden_act": "gelu",)",
+                 {"config.json", "text_config.hidden_act", "gelu"});
+  expect_refused(R"("vocab_size": 100,)", R"("vocab_size": 100, "attention_bias": true,)",
+                 {"config.json", "text_config.attention_bias"});
+  expect_refused(R"("out_hidden_size": 16)", R"("out_hidden_size": 24)",
+                 {"config.json", "vision_config.out_hidden_size 24", "text_config.hidden_size 16"});
+  // The released values load.
+  std::string text = kConfig;
+  text.replace(text.find(R"("vocab_size": 100,)"), 18, R"("vocab_size": 100, "hidden_act": "silu", "attention_bias": false,)");
+  write_file(dir.file("config.json"), text);
+  EXPECT_EQ(load_model_config(dir.file("config.json")).text_config.vocab_size, 100);
 }
 
 TEST(Config, GenerationConfigDefaultsAndValues) {
