@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 namespace qwen3vl {
 namespace {
@@ -16,46 +19,59 @@ int32_t argmax(const std::vector<float>& logits) {
   return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
-// TopKLogitsWarper: keep every token whose logit is >= the k-th largest (ties at the boundary survive).
-void keep_top_k(std::vector<float>& logits, int64_t k) {
-  if (k <= 0 || k >= static_cast<int64_t>(logits.size())) return;
-  std::vector<float> sorted(logits);
-  std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<float>());
-  const float threshold = sorted[static_cast<size_t>(k - 1)];
-  for (float& logit : logits)
-    if (logit < threshold) logit = kRemoved;
-}
-
-std::vector<float> softmax(const std::vector<float>& logits) {
-  const float max_logit = *std::max_element(logits.begin(), logits.end());
-  std::vector<float> probs(logits.size());
-  double total = 0.0;
-  for (size_t i = 0; i < logits.size(); ++i) total += probs[i] = std::exp(logits[i] - max_logit);
-  for (float& p : probs) p = static_cast<float>(p / total);
-  return probs;
-}
-
-// TopPLogitsWarper: sort ascending, drop tokens whose cumulative probability is <= 1 - top_p, keep at least one.
-void keep_top_p(std::vector<float>& logits, float top_p) {
-  if (top_p >= 1.0f) return;
-  const std::vector<float> probs = softmax(logits);
-  std::vector<int32_t> order(logits.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return logits[a] < logits[b]; });
-  float cumulative = 0.f;
-  for (size_t i = 0; i + 1 < order.size(); ++i) {  // the most likely token is always kept
-    cumulative += probs[order[i]];
-    if (cumulative <= 1.0f - top_p) logits[order[i]] = kRemoved;
+// The k-th largest logit, counting equal values separately (what std::nth_element with std::greater leaves at k-1):
+// a min-heap of the k best seen so far for small k, one pass that rarely touches the heap; nth_element otherwise.
+float kth_largest(const std::vector<float>& logits, int64_t k, std::vector<float>& scratch) {
+  if (k > 256) {
+    scratch.assign(logits.begin(), logits.end());
+    std::nth_element(scratch.begin(), scratch.begin() + (k - 1), scratch.end(), std::greater<float>());
+    return scratch[static_cast<size_t>(k - 1)];
   }
+  scratch.assign(logits.begin(), logits.begin() + k);
+  std::make_heap(scratch.begin(), scratch.end(), std::greater<float>());
+  for (size_t i = static_cast<size_t>(k); i < logits.size(); ++i) {
+    if (!(logits[i] > scratch.front())) continue;
+    std::pop_heap(scratch.begin(), scratch.end(), std::greater<float>());
+    scratch.back() = logits[i];
+    std::push_heap(scratch.begin(), scratch.end(), std::greater<float>());
+  }
+  return scratch.front();
 }
 
-// MinPLogitsWarper: drop tokens whose probability is below min_p times the top probability.
-void keep_min_p(std::vector<float>& logits, float min_p) {
-  if (min_p <= 0.0f) return;
-  const std::vector<float> probs = softmax(logits);
-  const float threshold = min_p * *std::max_element(probs.begin(), probs.end());
-  for (size_t i = 0; i < logits.size(); ++i)
-    if (probs[i] < threshold) logits[i] = kRemoved;
+// A float as an unsigned key in the same order as `<` (-0 and +0 equal, as `<` sees them).
+inline uint32_t order_key(float value) {
+  if (value == 0.0f) value = 0.0f;
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+}
+
+// Positions into `candidates` ordered by ascending logit, equal logits in candidate (= token id) order: the order
+// of std::stable_sort by `<` over ids in increasing order. Each entry is (order key << 32 | position). Long lists
+// by a stable least-significant-digit radix sort of the keys (three passes of 11 bits), short ones by stable_sort.
+void ascending_order(const std::vector<float>& logits, const std::vector<int32_t>& candidates,
+                     std::vector<uint64_t>& order, std::vector<uint64_t>& buffer) {
+  const size_t n = candidates.size();
+  order.resize(n);
+  for (size_t j = 0; j < n; ++j)
+    order[j] = static_cast<uint64_t>(order_key(logits[static_cast<size_t>(candidates[j])])) << 32 | j;
+  if (n < 1024) {
+    std::stable_sort(order.begin(), order.end(), [](uint64_t a, uint64_t b) { return (a >> 32) < (b >> 32); });
+    return;
+  }
+  buffer.resize(n);
+  constexpr int kBits = 11;
+  constexpr uint64_t kMask = (1u << kBits) - 1;
+  std::vector<size_t> counts(size_t{1} << kBits);
+  for (int shift = 32; shift < 64; shift += kBits) {
+    std::fill(counts.begin(), counts.end(), 0);
+    for (uint64_t item : order) ++counts[(item >> shift) & kMask];
+    if (counts[(order[0] >> shift) & kMask] == n) continue;  // one digit for all: this pass would not move them
+    size_t start = 0;
+    for (size_t& count : counts) start += std::exchange(count, start);
+    for (uint64_t item : order) buffer[counts[(item >> shift) & kMask]++] = item;
+    order.swap(buffer);
+  }
 }
 
 }  // namespace
@@ -79,17 +95,79 @@ void Sampler::apply_penalties(std::vector<float>& logits, const std::vector<int3
   }
 }
 
+// softmax over the candidates, probs_[j] for candidates_[j]: the maximum, then the float exps summed in double in id
+// order, each divided by the sum. Over the whole vocabulary this is the same: a removed token's exp(-inf) is 0 and
+// adds nothing to the sum.
+void Sampler::softmax(const std::vector<float>& logits) {
+  float max_logit = kRemoved;
+  for (int32_t id : candidates_) max_logit = std::max(max_logit, logits[static_cast<size_t>(id)]);
+  probs_.resize(candidates_.size());
+  double total = 0.0;
+  for (size_t j = 0; j < candidates_.size(); ++j)
+    total += probs_[j] = std::exp(logits[static_cast<size_t>(candidates_[j])] - max_logit);
+  for (float& p : probs_) p = static_cast<float>(p / total);
+}
+
+// Drops the candidates whose flag in removed_ is set (their logits become kRemoved), keeping id order.
+void Sampler::drop_removed(std::vector<float>& logits) {
+  size_t kept = 0;
+  for (size_t j = 0; j < candidates_.size(); ++j) {
+    if (removed_[j]) logits[static_cast<size_t>(candidates_[j])] = kRemoved;
+    else candidates_[kept++] = candidates_[j];
+  }
+  candidates_.resize(kept);
+}
+
+// TopKLogitsWarper: keep every token whose logit is >= the k-th largest (ties at the boundary survive).
+void Sampler::keep_top_k(std::vector<float>& logits) {
+  const int64_t k = params_.top_k;
+  if (k <= 0 || k >= static_cast<int64_t>(logits.size())) return;
+  const float threshold = kth_largest(logits, k, values_);
+  removed_.resize(candidates_.size());
+  for (size_t j = 0; j < candidates_.size(); ++j) removed_[j] = logits[static_cast<size_t>(candidates_[j])] < threshold;
+  drop_removed(logits);
+}
+
+// TopPLogitsWarper: in ascending order of logits, drop tokens while their cumulative probability is <= 1 - top_p;
+// the most likely token is always kept. Removed tokens would come first in that order and add 0, so only the
+// candidates need ordering.
+void Sampler::keep_top_p(std::vector<float>& logits) {
+  if (params_.top_p >= 1.0f) return;
+  softmax(logits);
+  ascending_order(logits, candidates_, order_, order_buffer_);
+  removed_.assign(candidates_.size(), 0);
+  float cumulative = 0.f;
+  for (size_t i = 0; i + 1 < order_.size(); ++i) {
+    const size_t j = static_cast<size_t>(order_[i] & 0xffffffffu);
+    cumulative += probs_[j];
+    if (cumulative <= 1.0f - params_.top_p) removed_[j] = 1;
+  }
+  drop_removed(logits);
+}
+
+// MinPLogitsWarper: drop tokens whose probability is below min_p times the top probability.
+void Sampler::keep_min_p(std::vector<float>& logits) {
+  if (params_.min_p <= 0.0f) return;
+  softmax(logits);
+  const float threshold = params_.min_p * *std::max_element(probs_.begin(), probs_.end());
+  removed_.resize(candidates_.size());
+  for (size_t j = 0; j < candidates_.size(); ++j) removed_[j] = probs_[j] < threshold;
+  drop_removed(logits);
+}
+
 int32_t Sampler::draw(std::vector<float>& logits) {
   for (float& logit : logits) logit /= params_.temperature;
-  keep_top_k(logits, params_.top_k);
-  keep_top_p(logits, params_.top_p);
-  keep_min_p(logits, params_.min_p);
-  const std::vector<float> probs = softmax(logits);
+  candidates_.resize(logits.size());
+  std::iota(candidates_.begin(), candidates_.end(), 0);
+  keep_top_k(logits);
+  keep_top_p(logits);
+  keep_min_p(logits);
+  softmax(logits);
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
   double target = uniform(rng_);
-  for (size_t i = 0; i < probs.size(); ++i) {
-    target -= probs[i];
-    if (target < 0 && probs[i] > 0) return static_cast<int32_t>(i);
+  for (size_t j = 0; j < candidates_.size(); ++j) {
+    target -= probs_[j];
+    if (target < 0 && probs_[j] > 0) return candidates_[j];
   }
   return argmax(logits);  // rounding left the draw past the end: take the most likely token
 }
