@@ -28,7 +28,7 @@ TEST(BenchCli, JsonHasEveryTestAndFigure) {
   EXPECT_GT(j["memory_bandwidth_gb_per_s"].get<double>(), 0.0);
   EXPECT_TRUE(j.contains("peak_gflops"));
   EXPECT_TRUE(j.contains("peak_kind"));
-  ASSERT_EQ(j["tests"].size(), 4u);
+  ASSERT_EQ(j["tests"].size(), 5u);
 
   LoadOptions options;
   options.require_tokenizer = false;
@@ -48,8 +48,19 @@ TEST(BenchCli, JsonHasEveryTestAndFigure) {
                    decode_weight_bytes(loaded->config, loaded->text_weights));
   EXPECT_TRUE(tg.contains("weight_read_gb_per_s"));
   EXPECT_TRUE(tg.contains("bandwidth_fraction"));
+  EXPECT_FALSE(tg.contains("sampler_fraction"));
 
-  const json& img = j["tests"][2];
+  // Sampled with the checkpoint's generation_config (none set here: transformers' defaults, top_k 50).
+  const json& sampled = j["tests"][2];
+  EXPECT_EQ(sampled["test"], "tg4 sampled");
+  EXPECT_EQ(sampled["values"].size(), 2u);
+  EXPECT_EQ(sampled["weight_bytes_per_token"], tg["weight_bytes_per_token"]);
+  EXPECT_GT(sampled["sampler_ms_per_token"].get<double>(), 0.0);
+  EXPECT_GT(sampled["sampler_fraction"].get<double>(), 0.0);
+  EXPECT_LT(sampled["sampler_fraction"].get<double>(), 1.0);
+  EXPECT_NE(sampled["detail"].get<std::string>().find("top_k 50, top_p 1"), std::string::npos) << sampled["detail"];
+
+  const json& img = j["tests"][3];
   EXPECT_EQ(img["test"], "img64x64");
   EXPECT_EQ(img["unit"], "s");
   // The tiny checkpoint has no preprocessor config: the class defaults (min_pixels 65536) scale 64x64 up to 256x256.
@@ -57,7 +68,7 @@ TEST(BenchCli, JsonHasEveryTestAndFigure) {
   EXPECT_EQ(img["visual_tokens"], 64);
   EXPECT_DOUBLE_EQ(img["flops"].get<double>(), vision_forward_flops(loaded->config, {GridTHW{1, 16, 16}}));
 
-  const json& video = j["tests"][3];
+  const json& video = j["tests"][4];
   EXPECT_EQ(video["test"], "video2s");
   const json& clip = j["video"];
   EXPECT_EQ(clip["frames"], 48);         // 2 s at 24 fps
@@ -73,7 +84,7 @@ TEST(BenchCli, JsonHasEveryTestAndFigure) {
 TEST(BenchCli, MarkdownHasTheSameTests) {
   const auto result = run_cli("bench -m " + testing::model_fixture("tiny-bf16-untied") + kArgs);
   ASSERT_EQ(result.exit_code, 0) << result.output;
-  for (const char* needle : {"| pp8 |", "| tg4 |", "| img64x64 |", "| video2s |", "GFLOP/s", "GB weights/token",
+  for (const char* needle : {"| pp8 |", "| tg4 |", "| tg4 sampled |", "% of decode", "| img64x64 |", "| video2s |", "GFLOP/s", "GB weights/token",
                              "visual tokens", "peak resident memory", "streaming read"})
     EXPECT_NE(result.output.find(needle), std::string::npos) << needle << "\n" << result.output;
 }

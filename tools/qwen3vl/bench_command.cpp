@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/timer.h"
 #include "engine/bench_metrics.h"
+#include "engine/generate.h"
 #include "engine/loaded_model.h"
 #include "model/text_decoder.h"
 #include "model/vision_encoder.h"
@@ -64,7 +65,9 @@ struct Result {
   double bytes_per_token = 0;  // weights read per decode step (tg)
   int64_t visual_tokens = 0;   // img, video: tokens the language model would see
   GridTHW grid{0, 0, 0};       // img, video
-  std::string detail;          // img, video: grid and frames
+  std::string detail;          // img, video: grid and frames; sampled tg: the sampling parameters
+  double sampler_fraction = 0;      // sampled tg: share of decode time spent in the sampler
+  double sampler_ms_per_token = 0;  // sampled tg
   double mean() const {
     double sum = 0;
     for (double v : values) sum += v;
@@ -148,6 +151,21 @@ std::string processor_name() {
   return "unknown processor";
 }
 
+// The checkpoint's generation defaults, sampling on whatever do_sample says (bench measures the sampled path).
+SamplingParams bench_sampling(const GenerationConfig& generation) {
+  SamplingParams params = default_sampling(generation);
+  params.do_sample = true;
+  params.seed = 1;
+  return params;
+}
+
+std::string sampling_description(const SamplingParams& p) {
+  char buffer[160];
+  std::snprintf(buffer, sizeof buffer, "temperature %g, top_k %lld, top_p %g, min_p %g, repetition_penalty %g",
+                p.temperature, static_cast<long long>(p.top_k), p.top_p, p.min_p, p.repetition_penalty);
+  return buffer;
+}
+
 double peak_rss_bytes() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
@@ -189,6 +207,9 @@ int bench_command(const BenchOptions& o) {
     results.back().flops = text_forward_flops(model->config, n);
     results.back().tokens = static_cast<double>(n);
   }
+  // tg: greedy (argmax) and sampled with the checkpoint's generation_config (Qwen3-VL Instruct: temperature 0.7,
+  // top_k 20, top_p 0.8), the sampler timed on its own so that its share of decode shows.
+  const SamplingParams sampling = bench_sampling(model->generation);
   for (int64_t n : o.generate) {
     if (n <= 0) continue;
     std::vector<float> embeds(static_cast<size_t>(hidden)), logits;
@@ -196,19 +217,40 @@ int bench_command(const BenchOptions& o) {
     KVCache cache = decoder.make_cache(n);
     std::vector<MropePositions> positions;
     for (int64_t i = 0; i < n; ++i) positions.push_back(text_positions(i, 1));
-    results.push_back(repeat("tg" + std::to_string(n), "tok/s", o, [&] {
-      cache.set_length(0);
-      int32_t token = 1;
-      Stopwatch clock;
-      for (int64_t i = 0; i < n; ++i) {
-        decoder.embed(&token, 1, embeds.data());
-        decoder.forward(embeds.data(), 1, positions[static_cast<size_t>(i)], cache, work, LogitsRows::Last, logits);
-        token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    for (const bool sampled : {false, true}) {
+      double sampler_seconds = 0, decode_seconds = 0;
+      results.push_back(repeat("tg" + std::to_string(n) + (sampled ? " sampled" : ""), "tok/s", o, [&] {
+        cache.set_length(0);
+        Sampler sampler(sampling);
+        std::vector<int32_t> generated;
+        int32_t token = 1;
+        Stopwatch clock;
+        for (int64_t i = 0; i < n; ++i) {
+          decoder.embed(&token, 1, embeds.data());
+          decoder.forward(embeds.data(), 1, positions[static_cast<size_t>(i)], cache, work, LogitsRows::Last, logits);
+          if (sampled) {
+            Stopwatch sampler_clock;
+            token = sampler.next(logits, generated, generated);
+            sampler_seconds += sampler_clock.seconds();
+            generated.push_back(token);
+          } else {
+            token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+          }
+        }
+        const double seconds = clock.seconds();
+        decode_seconds += seconds;
+        return static_cast<double>(n) / seconds;
+      }));
+      results.back().tokens = static_cast<double>(n);
+      results.back().bytes_per_token = decode_weight_bytes(model->config, model->text_weights);
+      if (sampled) {
+        // Warmup runs included in both sums: the share is a ratio over the same runs.
+        results.back().sampler_fraction = decode_seconds > 0 ? sampler_seconds / decode_seconds : 0.0;
+        results.back().sampler_ms_per_token =
+            1e3 * sampler_seconds / static_cast<double>(n * (o.warmup + o.repetitions));
+        results.back().detail = sampling_description(sampling);
       }
-      return static_cast<double>(n) / clock.seconds();
-    }));
-    results.back().tokens = static_cast<double>(n);
-    results.back().bytes_per_token = decode_weight_bytes(model->config, model->text_weights);
+    }
   }
   for (const std::string& size : o.images) {
     if (size == "none") continue;
@@ -325,6 +367,10 @@ int bench_command(const BenchOptions& o) {
         t["grid"] = {r.grid.t, r.grid.h, r.grid.w};
       }
       if (!r.detail.empty()) t["detail"] = r.detail;
+      if (r.sampler_ms_per_token > 0) {
+        t["sampler_ms_per_token"] = r.sampler_ms_per_token;
+        t["sampler_fraction"] = r.sampler_fraction;
+      }
       j["tests"].push_back(t);
     }
     std::printf("%s\n", j.dump(2).c_str());
@@ -353,6 +399,11 @@ int bench_command(const BenchOptions& o) {
         }
       }
       if (r.visual_tokens > 0) work += "; " + std::to_string(r.visual_tokens) + " visual tokens, " + r.detail;
+      if (r.sampler_ms_per_token > 0) {
+        std::snprintf(buffer, sizeof buffer, "; sampler %.3f ms/token (%.1f%% of decode), ", r.sampler_ms_per_token,
+                      100.0 * r.sampler_fraction);
+        work += buffer + r.detail;
+      }
       std::printf("| %s | %.3f | %.3f | %s | %s |\n", r.test.c_str(), r.mean(), r.stddev(), r.unit.c_str(),
                   work.c_str());
     }
