@@ -1,8 +1,10 @@
 #include "tokenizer/chat_template_json.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <numeric>
 #include <string_view>
 #include <system_error>
 
@@ -20,6 +22,36 @@ const Value* Value::find(const std::string& key) const {
 namespace {
 
 constexpr int kMaxDepth = 512;
+
+using Members = std::vector<std::pair<std::string, Value>>;
+
+// Python dict semantics for repeated keys: the last value wins, the key keeps its first position. Done once per
+// object, through a stable sort of the member positions by key: O(n log n) for n members whatever the keys (a
+// scan per member was O(n^2); a hash index with a fixed hash function can be flooded with colliding keys).
+void merge_duplicate_keys(Members& members) {
+  if (members.size() < 2) return;
+  std::vector<size_t> order(members.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&members](size_t a, size_t b) { return members[a].first < members[b].first; });
+  std::vector<bool> repeated(members.size(), false);
+  bool any = false;
+  for (size_t i = 0, j = 0; i < order.size(); i = j) {  // order[i..j) hold one key, in their text order
+    for (j = i + 1; j < order.size() && members[order[j]].first == members[order[i]].first; ++j)
+      repeated[order[j]] = true;
+    if (j - i == 1) continue;
+    members[order[i]].second = std::move(members[order[j - 1]].second);  // first position, last value
+    any = true;
+  }
+  if (!any) return;
+  size_t kept = 0;
+  for (size_t i = 0; i < members.size(); ++i)
+    if (!repeated[i]) {
+      if (kept != i) members[kept] = std::move(members[i]);
+      ++kept;
+    }
+  members.resize(kept);
+}
 
 class Parser {
  public:
@@ -102,15 +134,7 @@ class Parser {
       ++pos_;
       skip_whitespace();
       Value member = parse_value(depth + 1);
-      bool replaced = false;
-      for (auto& [name, existing] : value.members) {
-        if (name == key) {  // Python dict: the last value wins, the key keeps its position
-          existing = std::move(member);
-          replaced = true;
-          break;
-        }
-      }
-      if (!replaced) value.members.emplace_back(std::move(key), std::move(member));
+      value.members.emplace_back(std::move(key), std::move(member));
       skip_whitespace();
       if (peek() == ',') {
         ++pos_;
@@ -118,6 +142,7 @@ class Parser {
       }
       if (peek() == '}') {
         ++pos_;
+        merge_duplicate_keys(value.members);
         return value;
       }
       fail("expected ',' or '}'");
