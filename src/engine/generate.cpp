@@ -26,14 +26,15 @@ GenerationResult generate(const LoadedModel& model, const GenerationRequest& req
   const TextConfig& text_config = model.config.text_config;
   const int64_t n_prompt = static_cast<int64_t>(request.prompt_ids.size());
   if (n_prompt == 0) throw_error("the prompt is empty");
-  const int64_t capacity = n_prompt + std::max<int64_t>(request.max_new_tokens, 0);
-  if (capacity > text_config.max_position_embeddings)
+  // Compared as room left, so that a huge max_new_tokens (the CLI's -n) cannot overflow the sum.
+  const int64_t max_new = std::max<int64_t>(request.max_new_tokens, 0);
+  if (n_prompt > text_config.max_position_embeddings || max_new > text_config.max_position_embeddings - n_prompt)
     throw_error("prompt (", n_prompt, " tokens) plus max new tokens (", request.max_new_tokens,
                 ") exceed the model's context of ", text_config.max_position_embeddings);
 
   GenerationResult result;
   result.stats.prompt_tokens = n_prompt;
-  KVCache cache = decoder.make_cache(capacity);
+  KVCache cache = decoder.make_cache(n_prompt + max_new);
   DecoderWorkspace work;
   std::vector<float> logits;
   Sampler sampler(request.sampling);

@@ -1,9 +1,16 @@
 #include "serve_command.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
+#include "core/error.h"
 #include "core/timer.h"
 #include "engine/loaded_model.h"
 #include "server/http_server.h"
@@ -13,10 +20,33 @@ namespace qwen3vl {
 namespace cli {
 
 namespace {
-server::HttpServer* g_server = nullptr;
+
+// SIGINT/SIGTERM only write a byte to this pipe (write is async-signal-safe); a thread reads it and stops the server.
+int g_stop_pipe[2] = {-1, -1};
+
 void on_signal(int) {
-  if (g_server) g_server->stop();
+  const int saved_errno = errno;
+  const char byte = 1;
+  [[maybe_unused]] const ssize_t written = write(g_stop_pipe[1], &byte, 1);  // a full pipe already says "stop"
+  errno = saved_errno;
 }
+
+// The key from --api-key-file: its first line, without surrounding whitespace.
+std::string read_key_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw_error(path, ": cannot read the API key file");
+  std::string line;
+  std::getline(in, line);
+  const size_t first = line.find_first_not_of(" \t\r");
+  const size_t last = line.find_last_not_of(" \t\r");
+  if (first == std::string::npos) throw_error(path, ": the API key file is empty");
+  return line.substr(first, last - first + 1);
+}
+
+bool is_loopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || host.compare(0, 4, "127.") == 0;
+}
+
 }  // namespace
 
 CLI::App* add_serve_command(CLI::App& app, server::ServerOptions& o) {
@@ -27,14 +57,37 @@ CLI::App* add_serve_command(CLI::App& app, server::ServerOptions& o) {
   serve->add_option("--host", o.host, "Address to listen on (default 127.0.0.1: this machine only)");
   serve->add_option("--port", o.port, "Port to listen on; 0 picks a free one (default 8080)")
       ->check(CLI::Range(0, 65535));
-  serve->add_option("--api-key", o.api_key, "Require \"Authorization: Bearer KEY\" on /v1/* and /metrics");
+  CLI::Option* key = serve->add_option("--api-key", o.api_key,
+                                       "Require \"Authorization: Bearer KEY\" on /v1/* and /metrics (also read from "
+                                       "QWEN3VL_API_KEY, which keeps it out of the process list)")
+                         ->envname("QWEN3VL_API_KEY");
+  serve->add_option("--api-key-file", o.api_key_file, "Read the API key from the first line of this file")
+      ->excludes(key);
+  serve->add_option("--allowed-host", o.allowed_hosts,
+                    "Also answer requests whose Host is NAME or NAME:PORT (repeatable; '*' allows any). Always "
+                    "allowed: localhost, 127.0.0.1, [::1] and the --host address")
+      ->allow_extra_args(false);
+  serve->add_option("--allowed-origin", o.allowed_origins,
+                    "Also accept browser requests from this Origin, e.g. https://chat.example.com (repeatable; '*' "
+                    "allows any). A page's own origin is always allowed")
+      ->allow_extra_args(false);
   serve->add_option("--parallel", o.parallel, "Generations running at once (default 2)")
       ->check(CLI::Range(1, 256));
   serve->add_option("--max-queue", o.max_queue,
                     "Requests that may wait for a slot; past that, 503 with Retry-After (default 16)")
       ->check(CLI::Range(0, 4096));
-  serve->add_option("--threads-http", o.http_threads, "HTTP worker threads (default: parallel + max-queue + 8)");
-  serve->add_option("--timeout", o.timeout_s, "Socket read/write timeout in seconds (default 600)")
+  serve->add_option("--max-connections,--threads-http", o.max_connections,
+                    "Connections served at once, each on its own thread; more are answered 503 and closed "
+                    "(default: the larger of 128 and parallel + max-queue + 8)")
+      ->check(CLI::Range(1, 65536));
+  serve->add_option("--header-timeout", o.header_timeout_s,
+                    "Seconds a client has to send a request's line and headers (default 10)")
+      ->check(CLI::Range(0.1, 3600.0));
+  serve->add_option("--body-timeout", o.body_timeout_s,
+                    "Seconds a client has to send a request's body after its headers (default 60)")
+      ->check(CLI::Range(0.1, 86400.0));
+  serve->add_option("--timeout", o.timeout_s,
+                    "Seconds a response write may wait for a client that does not read (default 60)")
       ->check(CLI::Range(1, 86400));
   serve->add_option("-c,--ctx-size", o.ctx_size,
                     "Most prompt + completion tokens of one request (default 8192, at most the model's context)")
@@ -46,7 +99,7 @@ CLI::App* add_serve_command(CLI::App& app, server::ServerOptions& o) {
                     "Refuse an input image over this many pixels, checked before decoding (default 40000000)");
   serve->add_option("--max-visual-tokens", o.max_visual_tokens,
                     "Visual tokens of all images in one request together; larger requests are shrunk to fit, "
-                    "requests may ask for less (default 16384)")
+                    "requests may ask for less (default: the context size)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   serve->add_option("--max-media", o.max_media_items, "Images (and videos) per request (default 16)");
   serve->add_option("--media-timeout", o.media_timeout_s,
@@ -66,7 +119,14 @@ CLI::App* add_serve_command(CLI::App& app, server::ServerOptions& o) {
   return serve;
 }
 
-int serve_command(const server::ServerOptions& options) {
+int serve_command(const server::ServerOptions& given) {
+  server::ServerOptions options = given;
+  if (!options.api_key_file.empty()) options.api_key = read_key_file(options.api_key_file);
+  if (options.api_key.empty() && !is_loopback(options.host))
+    std::fprintf(stderr,
+                 "serve: warning: listening on %s with no API key: anyone who can reach this address can use the "
+                 "model and read /metrics; set QWEN3VL_API_KEY or --api-key-file\n",
+                 options.host.c_str());
   Stopwatch load_clock;
   LoadOptions load_options;
   apply_weight_formats(WeightFormatOptions{options.weight_format, options.vision_format}, load_options);
@@ -76,11 +136,22 @@ int serve_command(const server::ServerOptions& options) {
   std::fprintf(stderr, "serve: model %s loaded in %.2f s; listening on http://%s:%d (parallel %d, queue %d)\n",
                options.model_dir.c_str(), load_clock.seconds(), options.host.c_str(), port, options.parallel,
                options.max_queue);
-  g_server = &http;
+  if (pipe2(g_stop_pipe, O_CLOEXEC) != 0) throw_error("serve: cannot create the signal pipe");
+  std::thread stopper([&http] {
+    char byte = 0;
+    while (read(g_stop_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    http.stop();
+  });
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   http.run();
-  g_server = nullptr;
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  on_signal(0);  // wakes the stopper when the server ended without a signal
+  stopper.join();
+  close(g_stop_pipe[0]);
+  close(g_stop_pipe[1]);
   std::fprintf(stderr, "serve: stopped\n");
   return 0;
 }

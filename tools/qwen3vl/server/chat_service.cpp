@@ -28,6 +28,23 @@ std::string folder_name(std::string dir) {
   return slash == std::string::npos ? dir : dir.substr(slash + 1);
 }
 
+// Bytes of text in the conversation: a prompt with more than a few times its context in bytes cannot fit, and is
+// refused before the tokenizer spends time (and a heap entry per byte of one long word) on it.
+size_t text_bytes(const std::vector<ChatMessage>& messages) {
+  size_t bytes = 0;
+  for (const ChatMessage& message : messages) {
+    bytes += message.reasoning_content.size();
+    for (const ContentPart& part : message.content) bytes += part.text.size();
+    for (const ToolCall& call : message.tool_calls) bytes += call.name.size() + call.arguments_json.size();
+  }
+  return bytes;
+}
+
+// The token count in "you requested N tokens": exact for any max_tokens a client can send (up to INT64_MAX).
+uint64_t requested_tokens(int64_t n_prompt, int64_t max_new) {
+  return static_cast<uint64_t>(n_prompt) + static_cast<uint64_t>(std::max<int64_t>(max_new, 1));
+}
+
 }  // namespace
 
 struct ChatService::ImageJob {
@@ -241,6 +258,14 @@ void ChatService::encode_images(std::vector<ImageJob>& jobs, PreparedChat& prepa
 
 PreparedChat ChatService::prepare(const ChatRequest& request) const {
   check_model(request.model);
+  // A token is rarely more than a few bytes; 16 per token of context is far beyond any text that could fit.
+  const uint64_t max_text_bytes = static_cast<uint64_t>(context_size_) * 16;
+  if (text_bytes(request.messages) > max_text_bytes)
+    throw ApiError(400,
+                   "the messages hold " + std::to_string(text_bytes(request.messages)) +
+                       " bytes of text, more than can fit in this model's context of " +
+                       std::to_string(context_size_) + " tokens",
+                   "messages", "context_length_exceeded");
   PreparedChat prepared;
   prepared.thinking = model_.template_kind == ChatTemplateKind::Thinking;
   std::vector<ImageJob> jobs;
@@ -332,7 +357,7 @@ PreparedChat ChatService::prepare(const ChatRequest& request) const {
   if (room < 1 || max_new > room)
     throw ApiError(400,
                    "This model's maximum context length is " + std::to_string(context_size_) +
-                       " tokens. However, you requested " + std::to_string(n_prompt + std::max<int64_t>(max_new, 1)) +
+                       " tokens. However, you requested " + std::to_string(requested_tokens(n_prompt, max_new)) +
                        " tokens (" + std::to_string(n_prompt) + " in the messages, " +
                        std::to_string(std::max<int64_t>(max_new, 1)) +
                        " in the completion). Please reduce the length of the messages or completion.",

@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <malloc.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -16,6 +17,8 @@
 #include "connection_watch.h"
 #include "core/error.h"
 #include "core/timer.h"
+#include "http_listener.h"
+#include "http_request_guard.h"
 #include "image_cache.h"
 #include "metrics.h"
 #include "openai_responses.h"
@@ -61,14 +64,52 @@ const char* status_message(int status) {
   }
 }
 
+// Request paths come percent-decoded: a log line shows their control and non-ASCII bytes as \xNN, so that a
+// client cannot write terminal escapes or fake lines into the log.
+std::string printable(const std::string& text) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : text) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+// The defaults that depend on other settings.
+ServerOptions resolved(ServerOptions options) {
+  if (options.max_visual_tokens <= 0) options.max_visual_tokens = options.ctx_size;
+  if (options.max_connections <= 0)
+    options.max_connections = std::max(128, options.parallel + options.max_queue + 8);
+  return options;
+}
+
+ConnectionLimits connection_limits(const ServerOptions& options) {
+  ConnectionLimits limits;
+  limits.max_connections = static_cast<size_t>(options.max_connections);
+  limits.header_timeout_s = options.header_timeout_s;
+  limits.body_timeout_s = options.body_timeout_s;
+  limits.max_body_bytes = options.max_body_bytes;
+  return limits;
+}
+
+bool is_chat_path(const std::string& path) { return path == "/v1/chat/completions" || path == "/chat/completions"; }
+
 }  // namespace
 
 struct HttpServer::Impl {
   Impl(const LoadedModel& loaded, const ServerOptions& opts)
-      : options(opts), cache(opts.image_cache_bytes), admission(opts.parallel, opts.max_queue),
-        service(loaded, options, cache), workers(opts.parallel) {}
+      : options(resolved(opts)), guard(options), cache(opts.image_cache_bytes),
+        admission(opts.parallel, opts.max_queue), service(loaded, options, cache), workers(opts.parallel),
+        http(connection_limits(options)) {}
 
   void setup();
+  httplib::Server::HandlerResponse check_before_body(const httplib::Request& req, httplib::Response& res);
   void handle_chat(const httplib::Request& req, httplib::Response& res);
   ojson models_json() const;
 
@@ -86,12 +127,13 @@ struct HttpServer::Impl {
   void release_memory_when_idle();
 
   ServerOptions options;
+  RequestGuard guard;
   ImageCache cache;
   Admission admission;
   Metrics metrics;
   ChatService service;
   WorkerPool workers;  // declared after what its tasks use, so it is joined first
-  httplib::Server http;
+  GuardedServer http;
   int port = -1;
   int64_t started = std::time(nullptr);
 };
@@ -148,7 +190,7 @@ void HttpServer::Impl::handle_chat(const httplib::Request& req, httplib::Respons
                        std::to_string(admission.waiting()) + " waiting); retry later",
                    "", "server_busy");
   }
-  ConnectionWatch watch(req.remote_addr, req.remote_port, req.local_port);
+  ConnectionWatch watch(GuardedServer::current_socket());
   if (!ticket->wait([&watch] { return !watch.closed(); })) {
     metrics.count_cancelled();
     res.status = 499;  // the client left while queued; nobody reads this
@@ -256,37 +298,44 @@ bool HttpServer::Impl::stream(StreamJob& job, httplib::DataSink& sink) {
   return ok;
 }
 
+// Runs after the headers and before the body is read (httplib's pre-routing handler): everything that can refuse a
+// request without its body does so here, so a refused body is never read (the listener then closes the connection).
+httplib::Server::HandlerResponse HttpServer::Impl::check_before_body(const httplib::Request& req,
+                                                                     httplib::Response& res) {
+  try {
+    if (req.path != "/health") guard.check_host_and_origin(req);
+    guard.check_body_framing(req);
+    if (!options.api_key.empty() && req.path != "/" && req.path != "/index.html" && req.path != "/health") {
+      const std::string given = req.get_header_value("Authorization");
+      if (given.compare(0, 7, "Bearer ") != 0 || !same_secret(given.substr(7), options.api_key)) {
+        res.set_header("WWW-Authenticate", "Bearer");
+        throw ApiError(401, given.empty() ? "missing API key: send \"Authorization: Bearer <key>\""
+                                          : "invalid API key",
+                       "", "invalid_api_key");
+      }
+    }
+    if (req.method == "POST" && is_chat_path(req.path)) RequestGuard::check_json_content_type(req);
+  } catch (const ApiError& error) {
+    send_error(res, error);
+    return httplib::Server::HandlerResponse::Handled;
+  }
+  return httplib::Server::HandlerResponse::Unhandled;
+}
+
 void HttpServer::Impl::setup() {
-  const int threads =
-      options.http_threads > 0 ? options.http_threads : options.parallel + options.max_queue + 8;
-  http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   http.set_payload_max_length(options.max_body_bytes);
-  http.set_read_timeout(options.timeout_s, 0);
   http.set_write_timeout(options.timeout_s, 0);
   http.set_keep_alive_max_count(100);
   http.set_keep_alive_timeout(5);
 
-  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (options.api_key.empty() || req.path == "/" || req.path == "/index.html" || req.path == "/health")
-      return httplib::Server::HandlerResponse::Unhandled;
-    const std::string given = req.get_header_value("Authorization");
-    if (given.compare(0, 7, "Bearer ") == 0 && same_secret(given.substr(7), options.api_key))
-      return httplib::Server::HandlerResponse::Unhandled;
-    res.set_header("WWW-Authenticate", "Bearer");
-    send_error(res, ApiError(401, given.empty() ? "missing API key: send \"Authorization: Bearer <key>\""
-                                                : "invalid API key",
-                             "", "invalid_api_key"));
-    return httplib::Server::HandlerResponse::Handled;
-  });
+  http.set_pre_routing_handler(
+      [this](const httplib::Request& req, httplib::Response& res) { return check_before_body(req, res); });
   http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req,
                                                                     httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     std::string message = status_message(res.status);
     if (res.status == 404) message = "not found: " + req.method + " " + req.path;
-    if (res.status == 413 && req.get_header_value("Content-Type").find("x-www-form-urlencoded") != std::string::npos)
-      message = "form-encoded bodies are limited to 8 KiB (curl -d sends one): send the JSON with "
-                "\"Content-Type: application/json\" (curl --json, or -H 'Content-Type: application/json')";
-    else if (res.status == 413)
+    if (res.status == 413)
       message = "the request body exceeds the server's limit of " + std::to_string(options.max_body_bytes) + " bytes";
     res.set_content(error_body(res.status, message, "", res.status == 413 ? "request_too_large" : ""),
                     "application/json");
@@ -306,8 +355,8 @@ void HttpServer::Impl::setup() {
   http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     metrics.count_response(res.status);
     if (options.verbose)
-      std::fprintf(stderr, "serve: %s %s %s -> %d\n", req.remote_addr.c_str(), req.method.c_str(), req.path.c_str(),
-                   res.status);
+      std::fprintf(stderr, "serve: %s %s %s -> %d\n", req.remote_addr.c_str(), printable(req.method).c_str(),
+                   printable(req.path).c_str(), res.status);
   });
 
   auto guarded = [this](void (Impl::*handler)(const httplib::Request&, httplib::Response&)) {

@@ -26,8 +26,7 @@ ojson images_json(const PreparedChat& prepared) {
                       {"height", image.height},
                       {"resized_width", image.resized_width},
                       {"resized_height", image.resized_height},
-                      {"visual_tokens", image.visual_tokens},
-                      {"cached", image.cached}});
+                      {"visual_tokens", image.visual_tokens}});
   return images;
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace qwen3vl {
 namespace server {
@@ -16,20 +17,28 @@ struct ServerOptions {
   std::string host = "127.0.0.1";   // loopback unless the operator says otherwise
   int port = 8080;                  // 0: any free port (tests)
   std::string api_key;              // non-empty: /v1/* and /metrics need "Authorization: Bearer <key>"
+  std::string api_key_file;         // the key read from this file instead (serve_command), so it is not on argv
+  // Host and Origin allow-lists (http_request_guard.h): the loopback names and `host` are always allowed.
+  std::vector<std::string> allowed_hosts;    // "name" (any port) or "name:port"; "*" turns the check off
+  std::vector<std::string> allowed_origins;  // "scheme://name[:port]"; a request's own origin is always allowed
 
   // Concurrency: `parallel` generations run at once, up to `max_queue` more wait; past that, 503 + Retry-After.
   int parallel = 2;
   int max_queue = 16;
-  int http_threads = 0;             // 0: parallel + max_queue + 8 (health, metrics and rejections stay answerable)
   int retry_after_s = 1;
-  int timeout_s = 600;              // socket read/write timeout
+
+  // Connections (http_listener.h): each live connection has its own thread; past the cap, 503 and close.
+  int max_connections = 0;          // 0: the larger of 128 and parallel + max_queue + 8
+  double header_timeout_s = 10.0;   // request line + headers of one request, from its first byte
+  double body_timeout_s = 60.0;     // the body, from the end of the headers
+  int timeout_s = 60;               // how long one write may wait for a client that does not read
 
   // Limits per request.
   int64_t ctx_size = 8192;          // prompt + completion tokens of one request (KV cache memory is planned from it)
   int64_t n_predict = 2048;         // default max_tokens when the request gives none
   size_t max_body_bytes = 64u << 20;
   int64_t max_image_pixels = 40'000'000;   // decoded width*height of one input image, checked from the header
-  int64_t max_visual_tokens = 16384;       // all images of one request together, after resizing
+  int64_t max_visual_tokens = 0;           // all images of one request together, after resizing; 0: ctx_size
   int max_media_items = 16;
   double media_timeout_s = 30.0;           // fetching + decoding all media of one request
   double max_video_seconds = 600.0;        // longest video accepted (its duration from the container scan)
