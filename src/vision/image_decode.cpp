@@ -1,8 +1,11 @@
 #include "vision/image_decode.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <optional>
 
 #include "core/error.h"
@@ -209,17 +212,29 @@ Image decode_image_bytes(const uint8_t* data, size_t size, const std::string& na
 }
 
 Image decode_image_file(const std::string& path, int64_t max_input_pixels) {
-  std::error_code error;
-  const std::filesystem::file_status status = std::filesystem::status(path, error);
-  if (error || !std::filesystem::exists(status)) throw_error(path, ": cannot open image file (no such file)");
-  if (std::filesystem::is_directory(status)) throw_error(path, ": cannot open image file (it is a directory)");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_error(path, ": cannot open image file");
-  // Read in chunks rather than trusting a size: works for pipes and special files too.
-  std::vector<uint8_t> bytes;
-  char buffer[1 << 16];
-  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) bytes.insert(bytes.end(), buffer, buffer + in.gcount());
-  if (in.bad()) throw_error(path, ": cannot read image file");
+  // Opened first, then checked through the descriptor: what is read is what was checked. Only regular files: a
+  // device such as /dev/zero would never end.
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw_error(path, errno == ENOENT ? ": cannot open image file (no such file)" : ": cannot open image file");
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{fd};
+  struct stat info {};
+  if (fstat(fd, &info) != 0) throw_error(path, ": cannot open image file");
+  if (S_ISDIR(info.st_mode)) throw_error(path, ": cannot open image file (it is a directory)");
+  if (!S_ISREG(info.st_mode)) throw_error(path, ": not a regular file");
+  if (static_cast<uint64_t>(info.st_size) > kMaxImageFileBytes)
+    throw_error(path, ": the file is ", info.st_size, " bytes, over the limit of ", kMaxImageFileBytes,
+                " for an image file");
+  std::vector<uint8_t> bytes(static_cast<size_t>(info.st_size));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = read(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw_error(path, ": cannot read image file");
+    done += static_cast<size_t>(n);
+  }
   return decode_image_bytes(bytes.data(), bytes.size(), path, max_input_pixels);
 }
 

@@ -36,9 +36,14 @@ struct Image {
 // Pillow's decompression-bomb limit (2 * Image.MAX_IMAGE_PIXELS): larger images are refused there, and here.
 constexpr int64_t kDecodeHardPixelLimit = 178956970;
 
+// The largest file decode_image_file reads: more than any image within the pixel limit needs (an uncompressed
+// 32-bit BMP at kDecodeHardPixelLimit is 716 MB).
+constexpr uint64_t kMaxImageFileBytes = uint64_t{1} << 30;
+
 // Decodes a file / a byte buffer. Errors (qwen3vl::Error) name the file (or name_for_errors) and say what is wrong:
-// missing, empty, truncated, corrupt, unsupported format (TIFF, ...), too large. max_input_pixels > 0 is an
-// explicit cap on the INPUT size (e.g. a server limit), checked from the header before any pixel buffer exists.
+// missing, not a regular file, empty, truncated, corrupt, unsupported format (TIFF, ...), too large. max_input_pixels
+// > 0 is an explicit cap on the INPUT size (e.g. a server limit), checked from the header before any pixel buffer
+// exists.
 Image decode_image_file(const std::string& path, int64_t max_input_pixels = 0);
 Image decode_image_bytes(const uint8_t* data, size_t size, const std::string& name_for_errors,
                          int64_t max_input_pixels = 0);

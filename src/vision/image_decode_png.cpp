@@ -10,9 +10,13 @@
 //   colour (per-entry alpha bytes are dropped with a warning in Pillow).
 // Gamma, sRGB, iCCP and cHRM chunks are ignored, as Pillow ignores them.
 #include <png.h>
+#include <zlib.h>
 
 #include <csetjmp>
 #include <cstring>
+#include <new>
+#include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "vision/image_formats.h"
@@ -90,9 +94,123 @@ void collect_text(png_structp png, png_infop info, Decoded& decoded, std::vector
   }
 }
 
+
+// Pillow's limits on PNG text (PngImagePlugin): MAX_TEXT_CHUNK, ImageFile.SAFEBLOCK = 1 MiB, for what one zTXt or
+// iTXt chunk inflates to (_safe_zlib_decompress), and MAX_TEXT_MEMORY = 64 MiB for all text chunks together
+// (check_text_memory). Pillow refuses the image past either; so does this decoder, before libpng inflates
+// anything. libpng alone would keep up to 1000 text chunks (PNG_USER_CHUNK_CACHE_MAX) of up to 8 MB inflated each
+// (PNG_USER_CHUNK_MALLOC_MAX, which is also its zTXt/iTXt inflate limit): about 8 GB from a file of a few MB.
+constexpr size_t kMaxTextChunkBytes = size_t{1} << 20;
+constexpr size_t kMaxTextMemoryBytes = size_t{64} << 20;
+
+uint32_t read_be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
+// What a zlib stream inflates to, counted through a small scratch buffer and only up to just past `limit`; damage
+// ends the count (Pillow then keeps no text at all, so this counts at least as much as Pillow does).
+size_t inflated_size(const uint8_t* compressed, size_t size, size_t limit) {
+  z_stream stream{};
+  if (inflateInit(&stream) != Z_OK) throw std::bad_alloc();
+  stream.next_in = const_cast<Bytef*>(compressed);
+  stream.avail_in = static_cast<uInt>(size);  // a chunk is under 2^31 bytes
+  Bytef scratch[1 << 14];
+  size_t total = 0;
+  int rc = Z_OK;
+  while (rc == Z_OK && total <= limit) {
+    stream.next_out = scratch;
+    stream.avail_out = sizeof scratch;
+    rc = inflate(&stream, Z_NO_FLUSH);
+    total += sizeof scratch - stream.avail_out;
+  }
+  inflateEnd(&stream);
+  return total;
+}
+
+// Offset just past the first NUL in [from, size), or size when there is none.
+size_t after_nul(const uint8_t* body, size_t from, size_t size) {
+  const void* nul = from < size ? std::memchr(body + from, 0, size - from) : nullptr;
+  return nul ? static_cast<size_t>(static_cast<const uint8_t*>(nul) - body) + 1 : size;
+}
+
+// The text bytes one tEXt / zTXt / iTXt chunk holds once inflated (layouts from the PNG specification, 11.3.4).
+size_t text_chunk_size(const uint8_t* type, const uint8_t* body, size_t length) {
+  if (std::memcmp(type, "tEXt", 4) == 0) return length;
+  if (std::memcmp(type, "zTXt", 4) == 0) {
+    const size_t text = after_nul(body, 0, length) + 1;  // keyword, NUL, compression method
+    return text < length ? inflated_size(body + text, length - text, kMaxTextChunkBytes) : 0;
+  }
+  if (std::memcmp(type, "iTXt", 4) == 0) {
+    const size_t flag = after_nul(body, 0, length);  // keyword, NUL, then flag and method bytes
+    if (flag + 2 > length) return length;
+    const size_t text = after_nul(body, after_nul(body, flag + 2, length), length);  // language, translated keyword
+    if (body[flag] == 0) return length;
+    return text < length ? inflated_size(body + text, length - text, kMaxTextChunkBytes) : 0;
+  }
+  return 0;
+}
+
+// Walks the chunk list and refuses the image when its text is over Pillow's limits. A chunk that does not fit the
+// file ends the walk; libpng reports that damage itself.
+void check_text_chunks(const uint8_t* data, size_t size, const DecodeContext& context) {
+  size_t total = 0;
+  for (size_t at = 8; at + 12 <= size;) {
+    const uint32_t length = read_be32(data + at);
+    if (length > size - at - 12) break;
+    const uint8_t* type = data + at + 4;
+    if (std::memcmp(type, "IEND", 4) == 0) break;
+    const size_t text = text_chunk_size(type, data + at + 8, length);
+    if (text > kMaxTextChunkBytes && std::memcmp(type, "tEXt", 4) != 0)
+      throw_error(context.name, ": a PNG ", std::string(reinterpret_cast<const char*>(type), 4),
+                  " chunk inflates to more than 1 MiB (Pillow's MAX_TEXT_CHUNK): refused as a decompression bomb");
+    total += text;
+    if (total > kMaxTextMemoryBytes)
+      throw_error(context.name, ": PNG text chunks hold more than 64 MiB (Pillow's MAX_TEXT_MEMORY): refused as a "
+                  "decompression bomb");
+    at += size_t{12} + length;
+  }
+}
+
+// libpng reports errors by longjmp to the last setjmp on png_jmpbuf. Every libpng call that can fail runs in one of
+// these small steps, whose frames hold nothing with a destructor: the jump skips no C++ object, and the caller
+// throws once the step has returned false (reader.message says why).
+bool read_info_step(png_structp png, png_infop info) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_read_info(png, info);
+  return true;
+}
+
+// Transforms: 1/2/4-bit gray scaled to 8 bits (as Pillow's "1", "L;2", "L;4" unpackers), palette indices unpacked
+// to one byte, 16-bit colour chopped to the high byte (png_set_strip_16 chops, it does not round), alpha stripped.
+// 16-bit gray stays 16-bit and is clipped by the caller.
+bool transform_step(png_structp png, png_infop info, int bit_depth, int color_type) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  const bool gray = (color_type & PNG_COLOR_MASK_COLOR) == 0;
+  if (gray && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  if (color_type == PNG_COLOR_TYPE_PALETTE && bit_depth < 8) png_set_packing(png);
+  if (bit_depth == 16 && color_type != PNG_COLOR_TYPE_GRAY) png_set_strip_16(png);
+  if (color_type & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  return true;
+}
+
+bool read_rows_step(png_structp png, png_bytepp rows) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_read_image(png, rows);
+  return true;
+}
+
+// Chunks after IDAT (eXIf, text) are read like Pillow's load_end, which stops quietly at damage there.
+void read_end_step(png_structp png, png_infop end_info) {
+  if (setjmp(png_jmpbuf(png))) return;
+  png_read_end(png, end_info);
+}
+
 }  // namespace
 
 Decoded decode_png(const uint8_t* data, size_t size, const DecodeContext& context) {
+  check_text_chunks(data, size, context);
   Decoded decoded;
   Reader reader{data, size, 0, {0}, false};
   struct Handles {
@@ -107,47 +225,33 @@ Decoded decode_png(const uint8_t* data, size_t size, const DecodeContext& contex
   if (!h.info || !h.end_info) throw_error(context.name, ": out of memory reading PNG");
   png_structp png = h.png;
   png_infop info = h.info;
-  std::vector<uint8_t> raw;  // rows after libpng's transforms
-  std::vector<png_bytep> rows;
-
-  // libpng reports errors by longjmp to here; nothing in this frame needs unwinding at that point except through
-  // the exception thrown below (h's destructor frees libpng's state).
-  if (setjmp(png_jmpbuf(png))) {
-    if (reader.truncated) throw_error(context.name, ": PNG file is truncated");
-    throw_error(context.name, ": corrupt PNG (", reader.message, ")");
-  }
   png_set_read_fn(png, &reader, read_bytes);
   png_set_crc_action(png, PNG_CRC_DEFAULT, PNG_CRC_WARN_DISCARD);  // bad critical CRC: error; ancillary: skip
-  png_read_info(png, info);
+  auto fail = [&]() {
+    if (reader.truncated) throw_error(context.name, ": PNG file is truncated");
+    throw_error(context.name, ": corrupt PNG (", reader.message, ")");
+  };
+  if (!read_info_step(png, info)) fail();
 
   png_uint_32 width = 0, height = 0;
   int bit_depth = 0, color_type = 0, interlace = 0;
   png_get_IHDR(png, info, &width, &height, &bit_depth, &color_type, &interlace, nullptr, nullptr);
   check_dimensions(context, width, height);
-
-  // Transforms: 1/2/4-bit gray scaled to 8 bits (as Pillow's "1", "L;2", "L;4" unpackers), palette indices unpacked
-  // to one byte, 16-bit colour chopped to the high byte (png_set_strip_16 chops, it does not round), alpha
-  // stripped. 16-bit gray stays 16-bit and is clipped below.
   const bool palette_image = color_type == PNG_COLOR_TYPE_PALETTE;
   const bool gray = (color_type & PNG_COLOR_MASK_COLOR) == 0;
   const bool gray16 = color_type == PNG_COLOR_TYPE_GRAY && bit_depth == 16;
-  if (gray && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-  if (palette_image && bit_depth < 8) png_set_packing(png);
-  if (bit_depth == 16 && !gray16) png_set_strip_16(png);
-  if (color_type & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
-  png_set_interlace_handling(png);
-  png_read_update_info(png, info);
+  if (!transform_step(png, info, bit_depth, color_type)) fail();
 
   png_colorp palette = nullptr;
   int palette_size = 0;
   if (palette_image && !png_get_PLTE(png, info, &palette, &palette_size))
-    png_error(png, "palette image without a PLTE chunk");
+    throw_error(context.name, ": corrupt PNG (palette image without a PLTE chunk)");
 
   const size_t row_bytes = png_get_rowbytes(png, info);
-  raw.resize(row_bytes * height);
-  rows.resize(height);
+  std::vector<uint8_t> raw(row_bytes * height);  // rows after libpng's transforms
+  std::vector<png_bytep> rows(height);
   for (png_uint_32 y = 0; y < height; ++y) rows[y] = &raw[y * row_bytes];
-  png_read_image(png, rows.data());
+  if (!read_rows_step(png, rows.data())) fail();
 
   Image& image = decoded.image;
   allocate(image, width, height);
@@ -212,8 +316,7 @@ Decoded decode_png(const uint8_t* data, size_t size, const DecodeContext& contex
     }
   }
 
-  // Chunks after IDAT (eXIf, text) are read like Pillow's load_end, which stops quietly at damage there.
-  if (setjmp(png_jmpbuf(png)) == 0) png_read_end(png, h.end_info);
+  read_end_step(png, h.end_info);
 
   std::vector<uint8_t> raw_profile_exif;
   for (png_infop chunks : {info, h.end_info}) {

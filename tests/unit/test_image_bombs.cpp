@@ -1,0 +1,231 @@
+// Decompression bombs: PNG text chunks held to Pillow's limits (MAX_TEXT_CHUNK 1 MiB inflated per chunk,
+// MAX_TEXT_MEMORY 64 MiB in all), progressive JPEGs to TurboJPEG's 500-scan limit, and decode_image_file to
+// regular files of a bounded size. The bomb files are built here (zlib, libjpeg), nothing large is committed.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include <jpeglib.h>  // after <cstdio>: it needs size_t and FILE
+
+#include "core/error.h"
+#include "test_util.h"
+#include "vision/image_decode.h"
+
+namespace qwen3vl {
+namespace {
+
+constexpr int64_t kMiB = 1024 * 1024;
+
+std::string be32(uint32_t v) {
+  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8), static_cast<char>(v)};
+}
+
+std::string png_chunk(const std::string& type, const std::string& body) {
+  const std::string typed = type + body;
+  const uLong crc = crc32(0, reinterpret_cast<const Bytef*>(typed.data()), static_cast<uInt>(typed.size()));
+  return be32(static_cast<uint32_t>(body.size())) + typed + be32(static_cast<uint32_t>(crc));
+}
+
+std::string deflate_bytes(const std::string& bytes) {
+  uLongf size = compressBound(static_cast<uLong>(bytes.size()));
+  std::string out(size, '\0');
+  EXPECT_EQ(compress2(reinterpret_cast<Bytef*>(out.data()), &size, reinterpret_cast<const Bytef*>(bytes.data()),
+                      static_cast<uLong>(bytes.size()), 9),
+            Z_OK);
+  out.resize(size);
+  return out;
+}
+
+// A 1x1 gray PNG whose pixel is 200, with `text_chunks` (full chunks) before IDAT.
+std::string png_with_text(const std::string& text_chunks) {
+  const std::string ihdr = be32(1) + be32(1) + std::string("\x08\x00\x00\x00\x00", 5);
+  return std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", ihdr) + text_chunks +
+         png_chunk("IDAT", deflate_bytes(std::string("\x00\xc8", 2))) + png_chunk("IEND", "");
+}
+
+std::string ztxt(const std::string& keyword, const std::string& text) {
+  return png_chunk("zTXt", keyword + std::string("\0\0", 2) + deflate_bytes(text));
+}
+
+std::string compressed_itxt(const std::string& keyword, const std::string& text) {
+  return png_chunk("iTXt", keyword + std::string("\0\x01\x00\0\0", 5) + deflate_bytes(text));
+}
+
+int64_t status_kib(const char* key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(key, 0) == 0) return std::stoll(line.substr(std::strlen(key) + 1));
+  return -1;
+}
+
+struct Outcome {
+  bool measured = false;  // false where /proc/self/clear_refs cannot reset the high-water mark
+  bool refused = false;
+  int64_t peak_growth = 0;
+  char message[512] = {0};
+};
+
+// Decodes `bytes` in a forked child and reports whether it was refused, with the growth of the child's peak RSS
+// over the RSS it had right before (other tests' allocations do not count).
+Outcome decode_in_child(const std::string& bytes) {
+  int fds[2];
+  if (pipe(fds) != 0) return {};
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    Outcome o;
+    {
+      std::ofstream clear("/proc/self/clear_refs");
+      clear << "5";  // reset VmHWM to the current RSS
+    }
+    const int64_t before = status_kib("VmRSS:");
+    o.measured = before > 0 && status_kib("VmHWM:") <= before + 1024;
+    try {
+      decode_image_bytes(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "bomb.png");
+    } catch (const Error& error) {
+      o.refused = true;
+      std::snprintf(o.message, sizeof o.message, "%s", error.what());
+    }
+    o.peak_growth = (status_kib("VmHWM:") - before) * 1024;
+    const ssize_t written = write(fds[1], &o, sizeof o);
+    _exit(written == static_cast<ssize_t>(sizeof o) ? 0 : 1);
+  }
+  close(fds[1]);
+  Outcome o;
+  const ssize_t got = read(fds[0], &o, sizeof o);
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_EQ(got, static_cast<ssize_t>(sizeof o)) << "the child decoding the bomb died";
+  return o;
+}
+
+Image decode(const std::string& bytes, const std::string& name = "image") {
+  return decode_image_bytes(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), name);
+}
+
+TEST(ImageBombs, PngWith100MiBOfCompressedTextIsRefusedWithinTheMemoryBound) {
+  // 100 zTXt chunks of 1 MiB each (each within MAX_TEXT_CHUNK): a ~100 KB file that libpng alone would inflate
+  // and keep in full (1000 chunks x 8 MB allowed).
+  const std::string one = ztxt("Comment", std::string(static_cast<size_t>(kMiB), 'a'));
+  std::string chunks;
+  for (int i = 0; i < 100; ++i) chunks += one;
+  const std::string bomb = png_with_text(chunks);
+  ASSERT_LT(bomb.size(), size_t{1} << 20);
+  const Outcome outcome = decode_in_child(bomb);
+  EXPECT_TRUE(outcome.refused);
+  EXPECT_NE(std::string(outcome.message).find("bomb.png: PNG text chunks hold more than 64 MiB"), std::string::npos)
+      << outcome.message;
+  std::printf("[ memory ] PNG with 100 x 1 MiB zTXt (%zu bytes): refused, peak RSS growth %.1f MiB\n", bomb.size(),
+              static_cast<double>(outcome.peak_growth) / kMiB);
+  if (!outcome.measured) GTEST_SKIP() << "cannot reset the peak-RSS counter here (/proc/self/clear_refs)";
+  EXPECT_LT(outcome.peak_growth, 64 * kMiB);
+}
+
+TEST(ImageBombs, PngTextChunkOverOneMiBInflatedIsRefused) {
+  const std::string big(static_cast<size_t>(kMiB) + 1, 'b');
+  for (const std::string& chunk : {ztxt("Comment", big), compressed_itxt("XML:com.adobe.xmp", big)}) {
+    try {
+      decode(png_with_text(chunk), "text.png");
+      ADD_FAILURE() << "a text chunk over 1 MiB was accepted";
+    } catch (const Error& error) {
+      EXPECT_NE(std::string(error.what()).find("text.png: a PNG " + chunk.substr(4, 4) +
+                                               " chunk inflates to more than 1 MiB"),
+                std::string::npos)
+          << error.what();
+    }
+  }
+}
+
+TEST(ImageBombs, PngWithTextWithinPillowsLimitsDecodes) {
+  // Exactly MAX_TEXT_CHUNK inflated, plus plain and uncompressed international text, after IDAT too.
+  std::string chunks = ztxt("Comment", std::string(static_cast<size_t>(kMiB), 'c')) +
+                       png_chunk("tEXt", std::string("Title\0x", 7)) +
+                       png_chunk("iTXt", std::string("Author\0\0\0en\0\0me", 15));
+  const Image image = decode(png_with_text(chunks));
+  EXPECT_EQ(image.width, 1);
+  EXPECT_EQ(image.rgb, (std::vector<uint8_t>{200, 200, 200}));
+}
+
+// A width x height progressive JPEG (libjpeg's standard progression) with `components` of 1 or 3.
+std::string progressive_jpeg(int width, int height, int components) {
+  jpeg_compress_struct cinfo;
+  jpeg_error_mgr errors;
+  cinfo.err = jpeg_std_error(&errors);
+  jpeg_create_compress(&cinfo);
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&cinfo, &buffer, &size);
+  cinfo.image_width = static_cast<JDIMENSION>(width);
+  cinfo.image_height = static_cast<JDIMENSION>(height);
+  cinfo.input_components = components;
+  cinfo.in_color_space = components == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  jpeg_set_defaults(&cinfo);
+  jpeg_simple_progression(&cinfo);
+  jpeg_start_compress(&cinfo, TRUE);
+  std::vector<uint8_t> row(static_cast<size_t>(width) * components);
+  while (cinfo.next_scanline < cinfo.image_height) {
+    for (size_t x = 0; x < row.size(); ++x) row[x] = static_cast<uint8_t>((x * 7 + cinfo.next_scanline * 3) & 0xff);
+    JSAMPROW rows[1] = {row.data()};
+    jpeg_write_scanlines(&cinfo, rows, 1);
+  }
+  jpeg_finish_compress(&cinfo);
+  jpeg_destroy_compress(&cinfo);
+  std::string bytes(reinterpret_cast<const char*>(buffer), size);
+  std::free(buffer);
+  return bytes;
+}
+
+TEST(ImageBombs, JpegWithThousandsOfProgressiveScansIsRefused) {
+  const std::string jpeg = progressive_jpeg(64, 64, 1);
+  EXPECT_EQ(decode(jpeg).width, 64);
+  // The first scan (SOS segment and its entropy-coded data, up to the next marker) repeated 5000 times: libjpeg
+  // only warns about a repeated scan and decodes each one again.
+  const size_t sos = jpeg.find("\xff\xda");
+  ASSERT_NE(sos, std::string::npos);
+  size_t end = sos + 2;
+  while (end + 1 < jpeg.size() &&
+         !(jpeg[end] == '\xff' && jpeg[end + 1] != '\0' && (jpeg[end + 1] < '\xd0' || jpeg[end + 1] > '\xd7')))
+    ++end;
+  std::string bomb = jpeg.substr(0, sos);
+  for (int i = 0; i < 5000; ++i) bomb += jpeg.substr(sos, end - sos);
+  bomb += jpeg.substr(end);
+  try {
+    decode(bomb, "scans.jpg");
+    ADD_FAILURE() << "a JPEG with 5000 scans was accepted";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("scans.jpg: progressive JPEG with more than 500 scans"),
+              std::string::npos)
+        << error.what();
+  }
+}
+
+TEST(ImageBombs, LargeProgressiveJpegStaysWithinLibjpegsMemoryLimit) {
+  // The whole-image coefficient buffer of a progressive colour image is what the memory limit must leave room for.
+  const Image image = decode(progressive_jpeg(1536, 1024, 3));
+  EXPECT_EQ(image.width, 1536);
+  EXPECT_EQ(image.height, 1024);
+}
+
+TEST(ImageBombs, DecodeImageFileRefusesWhatIsNotARegularFile) {
+  for (const char* path : {"/dev/zero", "/dev/null"}) {
+    try {
+      decode_image_file(path);
+      ADD_FAILURE() << path << " was read as an image";
+    } catch (const Error& error) {
+      EXPECT_NE(std::string(error.what()).find(std::string(path) + ": not a regular file"), std::string::npos)
+          << error.what();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace qwen3vl
