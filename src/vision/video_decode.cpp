@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstdio>
 
@@ -11,6 +12,7 @@
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/dict.h>
 #include <libavutil/error.h>
 #include <libavutil/log.h>
 #include <libavutil/pixdesc.h>
@@ -41,6 +43,11 @@ struct VideoReader::State {
   int64_t last_pts = INT64_MIN;   // pts of the last frame out of the decoder; INT64_MIN before any
   bool draining = false;          // the demuxer hit EOF and the decoder was flushed with a null packet
   bool decoder_done = false;      // the decoder returned EOF
+  std::chrono::steady_clock::time_point deadline;
+
+  bool past_deadline() const { return std::chrono::steady_clock::now() > deadline; }
+  // FFmpeg's interrupt callback (AVIOInterruptCB): a nonzero return ends blocking I/O with AVERROR_EXIT.
+  static int interrupt(void* state) { return static_cast<const State*>(state)->past_deadline() ? 1 : 0; }
 
   ~State() {
     sws_freeContext(sws);
@@ -51,7 +58,8 @@ struct VideoReader::State {
   }
 };
 
-VideoReader::VideoReader(const std::string& path, VideoMetadataSource source) : state_(std::make_unique<State>()) {
+VideoReader::VideoReader(const std::string& path, VideoMetadataSource source, const VideoReaderLimits& limits)
+    : state_(std::make_unique<State>()) {
   av_log_set_level(AV_LOG_QUIET);
   info_.path = path;
   struct stat file_stat;
@@ -60,10 +68,23 @@ VideoReader::VideoReader(const std::string& path, VideoMetadataSource source) : 
   if (file_stat.st_size == 0) throw_error(path, ": empty file (0 bytes), not a video");
 
   State& s = *state_;
-  int rc = avformat_open_input(&s.format, path.c_str(), nullptr, nullptr);
-  if (rc < 0)
-    throw_error(path, ": not a readable video file: corrupt, truncated or not a video (", av_error_text(rc), ")");
+  s.deadline = limits.deadline;
+  s.format = avformat_alloc_context();
+  if (!s.format) throw_error(path, ": out of memory");
+  s.format->interrupt_callback = AVIOInterruptCB{State::interrupt, &s};
+  AVDictionary* whitelists = nullptr;
+  av_dict_set(&whitelists, "format_whitelist", limits.formats.c_str(), 0);
+  av_dict_set(&whitelists, "protocol_whitelist", "file", 0);
+  int rc = avformat_open_input(&s.format, path.c_str(), nullptr, &whitelists);  // frees s.format on failure
+  av_dict_free(&whitelists);
+  if (rc < 0) {
+    check_deadline();
+    // The probe's best guess (already freed with the context) is not worth naming; the whitelist is.
+    throw_error(path, ": not a readable video file: corrupt, truncated, not a video, or not one of the containers "
+                      "this build reads (", limits.formats, ")");
+  }
   rc = avformat_find_stream_info(s.format, nullptr);
+  check_deadline();
   if (rc < 0) throw_error(path, ": corrupt or truncated video file (", av_error_text(rc), ")");
   info_.container = s.format->iformat && s.format->iformat->name ? s.format->iformat->name : "";
 
@@ -106,12 +127,16 @@ VideoReader::VideoReader(const std::string& path, VideoMetadataSource source) : 
   for (;;) {
     rc = av_read_frame(s.format, s.packet);
     if (rc == AVERROR_EOF) break;
+    check_deadline();
     if (rc < 0) throw_error(path, ": corrupt or truncated video data (", av_error_text(rc), ")");
     if (s.packet->stream_index == info_.stream_index && !(s.packet->flags & AV_PKT_FLAG_DISCARD)) {
       const int64_t pts = s.packet->pts != AV_NOPTS_VALUE ? s.packet->pts : s.packet->dts;
       if (pts == AV_NOPTS_VALUE) throw_error(path, ": a video packet has no timestamp (corrupt file)");
+      int64_t end = 0;
+      if (s.packet->duration < 0 || __builtin_add_overflow(pts, s.packet->duration, &end))
+        throw_error(path, ": a video packet's timestamp or duration is out of range (corrupt file)");
       min_pts = std::min(min_pts, pts);
-      max_end = std::max(max_end, pts + s.packet->duration);
+      max_end = std::max(max_end, end);
       frames.emplace_back(pts, (s.packet->flags & AV_PKT_FLAG_KEY) ? 1 : 0);
     }
     av_packet_unref(s.packet);
@@ -183,6 +208,10 @@ VideoReader::VideoReader(const std::string& path, VideoMetadataSource source) : 
 
 VideoReader::~VideoReader() = default;
 
+void VideoReader::check_deadline() const {
+  if (state_->past_deadline()) throw_error(info_.path, ": reading the video took longer than its time limit");
+}
+
 void VideoReader::read_frames(const std::vector<int64_t>& indices, const VideoFrameSink& sink) {
   State& s = *state_;
   const std::string& path = info_.path;
@@ -196,6 +225,7 @@ void VideoReader::read_frames(const std::vector<int64_t>& indices, const VideoFr
   // Next decoded frame, or false at the end of the stream.
   auto next_frame = [&]() -> bool {
     for (;;) {
+      check_deadline();
       int rc = avcodec_receive_frame(s.codec, s.frame);
       if (rc == 0) {
         ++stats_.frames_decoded;

@@ -1,5 +1,5 @@
 // Video files through FFmpeg's libraries (libavformat/libavcodec/libswscale, Debian's FFmpeg 5.1): MP4, MKV, WebM,
-// AVI, MOV, animated GIF and whatever else the build demuxes and decodes.
+// AVI, MOV and animated GIF, with whatever codec the build decodes.
 //
 // Metadata as transformers sees it. Qwen3VLProcessor given a path decodes with torchcodec in "exact" seek mode
 // (video_utils.read_video_torchcodec; qwen-vl-utils prefers the same reader): a scan of every packet of the best
@@ -16,6 +16,7 @@
 // the decoder's own reference frames.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -57,6 +58,16 @@ struct VideoDecodeStats {
   int64_t rgb_buffers_allocated = 0;  // full-resolution RGB buffers: 1 for a fixed-size stream
 };
 
+// What a VideoReader may open, and until when. FFmpeg runs in-process on untrusted bytes, so it is opened with
+// a format whitelist (the demuxers of the containers above: FFmpeg's probe would otherwise pick any of its
+// demuxers, including playlist ones such as hls and concat that open further files) and the protocol whitelist
+// "file" (no nested network or pipe protocols).
+struct VideoReaderLimits {
+  std::string formats = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,gif";  // demuxer names (format_whitelist)
+  // Past this instant, reading (opening, scanning, decoding) stops with an Error that says so.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+};
+
 // Receives the k-th wanted frame (k counts the request's indices) as RGB8. `frame` is valid only during the call
 // and is overwritten by the next one.
 using VideoFrameSink = std::function<void(size_t k, int64_t frame_index, const Image& frame)>;
@@ -64,8 +75,10 @@ using VideoFrameSink = std::function<void(size_t k, int64_t frame_index, const I
 class VideoReader {
  public:
   // Opens the file and scans its packets. Throws Error naming the file for a missing, empty, corrupt or truncated
-  // file, a file without a video stream, a codec the build cannot decode, and a stream without frames.
-  explicit VideoReader(const std::string& path, VideoMetadataSource source = VideoMetadataSource::Scan);
+  // file, a container outside limits.formats, a file without a video stream, a codec the build cannot decode, a
+  // stream without frames, and reading past limits.deadline.
+  explicit VideoReader(const std::string& path, VideoMetadataSource source = VideoMetadataSource::Scan,
+                       const VideoReaderLimits& limits = {});
   ~VideoReader();
   VideoReader(const VideoReader&) = delete;
   VideoReader& operator=(const VideoReader&) = delete;
@@ -79,6 +92,8 @@ class VideoReader {
   const VideoDecodeStats& stats() const { return stats_; }
 
  private:
+  void check_deadline() const;  // throws Error once limits.deadline has passed
+
   struct State;
   std::unique_ptr<State> state_;
   VideoInfo info_;

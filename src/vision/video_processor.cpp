@@ -1,5 +1,6 @@
 #include "vision/video_processor.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -159,13 +160,31 @@ std::pair<int64_t, int64_t> smart_resize_video(int64_t num_frames, int64_t heigh
   return {h_bar, w_bar};
 }
 
+namespace {
+
+// qwen-vl-utils (vision_process.py) reads MODEL_SEQ_LEN = int(float(os.environ.get('MODEL_SEQ_LEN', 128000))) for
+// its default total video budget; the same variable is honoured here for that rule. Python refuses text that is no
+// number, inf and nan (ValueError / OverflowError); so does this, naming the variable. The value is truncated as
+// int() does, in double: no integer conversion that a huge value could overflow.
+double model_seq_len() {
+  const char* env = std::getenv("MODEL_SEQ_LEN");
+  if (!env) return 128000;
+  char* end = nullptr;
+  const double value = std::strtod(env, &end);
+  while (end && std::isspace(static_cast<unsigned char>(*end))) ++end;
+  if (end == env || !end || *end != '\0' || !std::isfinite(value))
+    throw_error("MODEL_SEQ_LEN: \"", env, "\" is not a finite number (the qwen-vl-utils video budget in tokens)");
+  return std::trunc(value);
+}
+
+}  // namespace
+
 std::pair<int64_t, int64_t> video_target_size(int64_t num_frames, int64_t height, int64_t width,
                                               const VideoProcessorConfig& config, const VideoOptions& options) {
   const int64_t factor = config.patch_size * config.merge_size;
   if (options.sampling.rule == FrameSamplingRule::QwenVlUtils) {
     // fetch_video: per-frame budget from the total over all frames, floored at 1.05 x min_pixels.
-    double seq_len = 128000;
-    if (const char* env = std::getenv("MODEL_SEQ_LEN")) seq_len = static_cast<double>(static_cast<int64_t>(std::atof(env)));
+    const double seq_len = model_seq_len();
     const double min_pixels = static_cast<double>(options.min_pixels.value_or(128 * factor * factor));
     const double total = options.total_pixels ? static_cast<double>(*options.total_pixels)
                                               : seq_len * static_cast<double>(factor * factor) * 0.9;

@@ -106,8 +106,11 @@ SampledFrames sample_frames(int64_t total_frames, std::optional<double> native_f
       n = *o.num_frames;  // sample_frames(num_frames=n, fps=None): used as given
     } else {
       const double fps = o.fps.value_or(defaults.fps);
-      // int(total_num_frames / metadata.fps * fps), then min(max(n, min_frames), max_frames, total_num_frames)
-      n = static_cast<int64_t>(static_cast<double>(range.count) / out.fps * fps);
+      // int(total_num_frames / metadata.fps * fps), then min(max(n, min_frames), max_frames, total_num_frames).
+      // A count at or past total_num_frames ends at the same result, so it is cut there before the conversion
+      // (a tiny native fps can make it larger than any int64).
+      const double wanted = static_cast<double>(range.count) / out.fps * fps;
+      n = wanted < static_cast<double>(range.count) ? static_cast<int64_t>(wanted) : range.count;
       n = std::min({std::max(n, o.min_frames.value_or(defaults.min_frames)), o.max_frames.value_or(defaults.max_frames),
                     range.count});
     }

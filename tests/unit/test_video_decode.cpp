@@ -64,8 +64,46 @@ TEST(VideoDecodeErrors, NoVideoStream) {
 }
 
 TEST(VideoDecodeErrors, ZeroLengthVideo) {
-  EXPECT_EQ(open_error(video("zero_frames.y4m")),
-            video("zero_frames.y4m") + ": the video stream holds no frames (zero-length video)");
+  // Y4M is not one of the containers a reader opens by default; allowed explicitly, its empty stream is reported.
+  VideoReaderLimits y4m;
+  y4m.formats = "yuv4mpegpipe";
+  try {
+    VideoReader reader(video("zero_frames.y4m"), VideoMetadataSource::Scan, y4m);
+    ADD_FAILURE() << "a video without frames opened";
+  } catch (const Error& error) {
+    EXPECT_EQ(std::string(error.what()),
+              video("zero_frames.y4m") + ": the video stream holds no frames (zero-length video)");
+  }
+  EXPECT_NE(open_error(video("zero_frames.y4m")).find("not one of the containers"), std::string::npos);
+}
+
+// Playlist demuxers open further files named inside the file (FFmpeg's hls and concat); with the format whitelist
+// a playlist is refused at open, whatever its name, even though each would open here without it.
+TEST(VideoDecodeErrors, PlaylistsAreRefused) {
+  testing::TempDir dir;
+  testing::write_file(dir.file("clip.mp4"), testing::read_file(video("cfr24_3s.mp4")));
+  testing::write_file(dir.file("list.ffconcat"), "ffconcat version 1.0\nfile clip.mp4\n");
+  testing::write_file(dir.file("list.m3u8"), "#EXTM3U\n#EXT-X-TARGETDURATION:3\n#EXTINF:3,\nfile:" +
+                                                 dir.file("clip.mp4") + "\n#EXT-X-ENDLIST\n");
+  testing::write_file(dir.file("no_extension"), testing::read_file(dir.file("list.m3u8")));
+  for (const std::string name : {"list.ffconcat", "list.m3u8", "no_extension"}) {
+    const std::string message = open_error(dir.file(name));
+    EXPECT_EQ(message.rfind(dir.file(name) + ": not a readable video file", 0), 0u) << message;
+  }
+  VideoReaderLimits concat;
+  concat.formats = "concat,mov,mp4,m4a,3gp,3g2,mj2";
+  EXPECT_EQ(VideoReader(dir.file("list.ffconcat"), VideoMetadataSource::Scan, concat).info().frame_count, 72);
+}
+
+TEST(VideoDecodeErrors, DeadlineStopsReading) {
+  VideoReaderLimits past;
+  past.deadline = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  try {
+    VideoReader reader(video("cfr24_3s.mp4"), VideoMetadataSource::Scan, past);
+    ADD_FAILURE() << "read past its deadline";
+  } catch (const Error& error) {
+    EXPECT_EQ(std::string(error.what()), video("cfr24_3s.mp4") + ": reading the video took longer than its time limit");
+  }
 }
 
 TEST(VideoDecode, ReadsTheBestVideoStreamAfterAnAudioOne) {

@@ -2,6 +2,8 @@
 // Qwen3VLProcessor and qwen-vl-utils 0.0.14 (vision_process.py fetch_video), on numbers worked out by hand from them.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "engine/video_prompt.h"
 #include "core/error.h"
 #include "test_util.h"
@@ -97,6 +99,39 @@ TEST(VideoResize, PerFrameCapAndQwenVlUtilsBudgets) {
   VideoOptions qvu;
   qvu.sampling.rule = FrameSamplingRule::QwenVlUtils;  // fetch_video: 20 frames of 1280x720 -> 640x1152
   EXPECT_EQ(video_target_size(20, 720, 1280, config, qvu), (std::pair<int64_t, int64_t>{640, 1152}));
+}
+
+// qwen-vl-utils takes its default total budget from MODEL_SEQ_LEN (int(float(...)) of the variable); values
+// Python refuses are refused by name, and no value can overflow an integer conversion.
+TEST(VideoResize, ModelSeqLenIsParsedLikeQwenVlUtils) {
+  VideoProcessorConfig config;
+  VideoOptions qvu;
+  qvu.sampling.rule = FrameSamplingRule::QwenVlUtils;
+  const auto released = video_target_size(20, 720, 1280, config, qvu);
+  setenv("MODEL_SEQ_LEN", "1000.9", 1);  // int(float("1000.9")) = 1000 tokens: the 1.05 x min_pixels floor wins
+  const auto small = video_target_size(20, 720, 1280, config, qvu);
+  EXPECT_LT(small.first * small.second, released.first * released.second);
+  EXPECT_LE(small.first * small.second, 137625);
+  setenv("MODEL_SEQ_LEN", "1e300", 1);  // finite: as large as Python's int, capped by the per-frame maximum
+  EXPECT_EQ(video_target_size(20, 720, 1280, config, qvu), released);
+  for (const char* bad : {"nan", "inf", "1e400", "lots", ""}) {
+    setenv("MODEL_SEQ_LEN", bad, 1);
+    try {
+      video_target_size(20, 720, 1280, config, qvu);
+      ADD_FAILURE() << "MODEL_SEQ_LEN=" << bad << " was accepted";
+    } catch (const Error& error) {
+      EXPECT_EQ(std::string(error.what()).rfind("MODEL_SEQ_LEN: ", 0), 0u) << error.what();
+    }
+  }
+  unsetenv("MODEL_SEQ_LEN");
+}
+
+// A native frame rate so small that the wanted count exceeds any int64 still samples every frame (no overflowing
+// float-to-integer conversion).
+TEST(VideoSampling, TinyNativeFpsTakesEveryFrame) {
+  const SampledFrames s = sample(100, 1e-300);
+  EXPECT_EQ(s.indices.size(), 100u);
+  EXPECT_EQ(s.indices.back(), 99);
 }
 
 TEST(VideoProcessorConfig, FollowsTransformersFilePrecedence) {
