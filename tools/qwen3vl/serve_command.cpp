@@ -103,7 +103,8 @@ CLI::App* add_serve_command(CLI::App& app, server::ServerOptions& o) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   serve->add_option("--max-media", o.max_media_items, "Images (and videos) per request (default 16)");
   serve->add_option("--media-timeout", o.media_timeout_s,
-                    "Seconds for loading and decoding one request's media, checked between items (default 30)");
+                    "Seconds for fetching, decoding, resizing and encoding one request's media (default 30)")
+      ->check(CLI::Range(0.001, 86400.0));
   serve->add_option("--max-video-seconds", o.max_video_seconds, "Longest video accepted, in seconds (default 600)");
   serve->add_option("--min-pixels", o.min_pixels, "Default minimum pixels per image (default: preprocessor_config)");
   serve->add_option("--max-pixels", o.max_pixels, "Default maximum pixels per image (default: preprocessor_config)");
@@ -111,7 +112,19 @@ CLI::App* add_serve_command(CLI::App& app, server::ServerOptions& o) {
       ->check(CLI::IsMember({"transformers", "qwen-vl-utils"}));
   serve->add_option("--allowed-media-dir,--allowed-local-media-path", o.allowed_media_dir,
                     "Allow file:// and absolute-path images, only inside this folder");
-  serve->add_flag("--allow-remote-media", o.allow_remote_media, "Fetch http(s) image URLs (off by default)");
+  serve->add_flag("--allow-remote-media", o.allow_remote_media,
+                  "Fetch http(s) media URLs (off by default); only from public addresses unless allowed below");
+  serve->add_option("--allowed-media-domains", o.allowed_media_domains,
+                    "Fetch only from these host names, comma-separated (default: any public host)")
+      ->delimiter(',');
+  serve->add_option("--allow-media-address", o.allowed_media_addresses,
+                    "Also fetch from this loopback/private/reserved CIDR range, e.g. 10.1.0.0/16 (repeatable)")
+      ->allow_extra_args(false);
+  serve->add_option("--max-media-bytes", o.max_media_bytes,
+                    "Bytes one request may read from media files and URLs together (default 256 MiB)");
+  serve->add_option("--max-media-fetches", o.max_media_fetches,
+                    "Connections (redirects included) one request may open for remote media (default 64)")
+      ->check(CLI::Range(0, 100000));
   serve->add_option_function<size_t>(
       "--image-cache-mb", [&o](const size_t& mib) { o.image_cache_bytes = mib << 20; },
       "Memory for cached vision outputs, in MiB; 0 disables (default 256)");

@@ -104,7 +104,7 @@ SamplingParams ChatService::sampling_for(const ChatRequest& r) const {
 }
 
 void ChatService::load_media(const ChatRequest& request, std::vector<ImageJob>& jobs, VideoJobs& videos,
-                             PreparedChat& prepared) const {
+                             PreparedChat& prepared, MediaBudget& budget) const {
   if (static_cast<int>(request.media.size()) > options_.max_media_items)
     bad_request("messages", "at most " + std::to_string(options_.max_media_items) + " images or videos per request",
                 "too_many_media");
@@ -121,16 +121,14 @@ void ChatService::load_media(const ChatRequest& request, std::vector<ImageJob>& 
   Stopwatch clock;
   size_t kept_bytes = 0;
   for (const MediaPart& part : request.media) {
-    if (clock.seconds() > options_.media_timeout_s)
-      bad_request(part.where, "loading and decoding the request's media took longer than the server's limit",
-                  "media_timeout");
+    budget.check_deadline(part.where);
     if (part.kind == MediaPart::Kind::Video) {
-      videos.push_back(videos_.open(part));
+      videos.push_back(videos_.open(part, budget));
       continue;
     }
     ImageJob job;
     job.part = &part;
-    job.bytes = media_.load(part.url, part.where, options_.max_body_bytes);
+    job.bytes = media_.load(part.url, part.where, options_.max_body_bytes, budget);
     job.hash = content_hash(job.bytes);
     if (auto size = cache_.size_of(job.hash)) {
       job.width = size->width;
@@ -270,7 +268,8 @@ PreparedChat ChatService::prepare(const ChatRequest& request) const {
   prepared.thinking = model_.template_kind == ChatTemplateKind::Thinking;
   std::vector<ImageJob> jobs;
   VideoJobs videos;
-  load_media(request, jobs, videos, prepared);
+  MediaBudget budget(options_);  // one deadline for loading, decoding, resizing and encoding all media
+  load_media(request, jobs, videos, prepared, budget);
   fit_budget(request, jobs, videos);
 
   // Sizes and grids: from the cache, or by resizing now (the vision tower runs after the context check).
@@ -284,6 +283,7 @@ PreparedChat ChatService::prepare(const ChatRequest& request) const {
       job.features = entry->features;
       job.cached = true;
     } else {
+      budget.check_deadline(job.part->where);
       try {
         if (!job.decoded)
           job.decoded = decode_image_bytes(reinterpret_cast<const uint8_t*>(job.bytes.data()), job.bytes.size(),
@@ -367,11 +367,13 @@ PreparedChat ChatService::prepare(const ChatRequest& request) const {
   for (int64_t id : model_.generation.eos_token_id) generation.stop_token_ids.push_back(static_cast<int32_t>(id));
   generation.stop_strings = request.stop;
 
+  if (!jobs.empty()) budget.check_deadline("messages");
   encode_images(jobs, prepared);
   generation.images = std::move(grids);
   Stopwatch video_clock;
   for (const auto& video : videos) {
-    videos_.process(*video);
+    budget.check_deadline(video->part->where);
+    videos_.process(*video, budget);
     generation.videos.push_back(std::move(video->planned));
   }
   prepared.media_seconds += video_clock.seconds();

@@ -83,8 +83,8 @@ class ChatService {
  private:
   struct ImageJob;
   using VideoJobs = std::vector<std::unique_ptr<VideoJob>>;
-  void load_media(const ChatRequest& request, std::vector<ImageJob>& jobs, VideoJobs& videos,
-                  PreparedChat& prepared) const;
+  void load_media(const ChatRequest& request, std::vector<ImageJob>& jobs, VideoJobs& videos, PreparedChat& prepared,
+                  MediaBudget& budget) const;
   void fit_budget(const ChatRequest& request, std::vector<ImageJob>& jobs, VideoJobs& videos) const;
   void encode_images(std::vector<ImageJob>& jobs, PreparedChat& prepared) const;
   SamplingParams sampling_for(const ChatRequest& request) const;

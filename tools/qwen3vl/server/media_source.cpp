@@ -1,14 +1,17 @@
 #include "media_source.h"
 
-#include <httplib.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <climits>
 #include <cstdlib>
-#include <fstream>
 
 #include "api_error.h"
+#include "core/error.h"
 
 namespace qwen3vl {
 namespace server {
@@ -81,12 +84,35 @@ std::string decode_base64(const std::string& text, const std::string& where) {
   return out;
 }
 
+MediaBudget::MediaBudget(double timeout_s, size_t max_bytes, int max_fetches)
+    : deadline(std::chrono::steady_clock::now() +
+               std::chrono::microseconds(static_cast<int64_t>(std::min(timeout_s, 1e9) * 1e6))),
+      bytes_left(max_bytes), fetches_left(max_fetches) {}
+
+void MediaBudget::check_deadline(const std::string& where) const {
+  if (std::chrono::steady_clock::now() > deadline)
+    bad_request(where, "loading and decoding the request's media took longer than the server's limit",
+                "media_timeout");
+}
+
 MediaSource::MediaSource(const ServerOptions& options)
-    : allow_remote_(options.allow_remote_media), timeout_s_(options.media_timeout_s) {
-  if (!options.allowed_media_dir.empty()) allowed_dir_ = real_path(options.allowed_media_dir);
+    : allow_remote_(options.allow_remote_media), fetcher_(options), timeout_s_(options.media_timeout_s),
+      max_media_bytes_(options.max_media_bytes), max_media_fetches_(options.max_media_fetches) {
+  if (options.allowed_media_dir.empty()) return;
+  allowed_dir_ = real_path(options.allowed_media_dir);
+  struct stat info {};
+  if (allowed_dir_.empty() || stat(allowed_dir_.c_str(), &info) != 0 || !S_ISDIR(info.st_mode))
+    throw_error("--allowed-media-dir: ", options.allowed_media_dir, ": no such folder");
+  if (allowed_dir_.back() != '/') allowed_dir_ += '/';  // "/" stays "/": every absolute path is inside it
 }
 
 std::string MediaSource::load(const std::string& url, const std::string& where, size_t max_bytes) const {
+  MediaBudget budget(timeout_s_, max_media_bytes_, max_media_fetches_);
+  return load(url, where, max_bytes, budget);
+}
+
+std::string MediaSource::load(const std::string& url, const std::string& where, size_t max_bytes,
+                              MediaBudget& budget) const {
   if (starts_with_nocase(url, "data:")) {
     const size_t comma = url.find(',');
     if (comma == std::string::npos) bad_request(where, "a data: URL without ','", "invalid_data_url");
@@ -100,69 +126,63 @@ std::string MediaSource::load(const std::string& url, const std::string& where, 
     if (bytes.empty()) bad_request(where, "the data: URL holds no data", "invalid_data_url");
     return bytes;
   }
+  budget.check_deadline(where);
+  std::string bytes;
   if (starts_with_nocase(url, "http://") || starts_with_nocase(url, "https://")) {
     if (!allow_remote_)
       bad_request(where, "remote media URLs are disabled on this server (" + shorten(url) +
                              "); send the image as a base64 data: URL, or start the server with --allow-remote-media",
                   "remote_media_disabled");
-    return load_remote(url, where, max_bytes);
+    bytes = fetcher_.fetch(url, where, std::min(max_bytes, budget.bytes_left), budget.deadline, budget.fetches_left);
+  } else if (starts_with_nocase(url, "file://")) {
+    // file:///abs/path or file://localhost/abs/path; any other host is not this machine.
+    std::string path = percent_decode(url.substr(7));
+    if (starts_with_nocase(path, "localhost/")) path = path.substr(9);
+    if (path.empty() || path[0] != '/')
+      bad_request(where, "a file: URL names this machine's files only (file:///path)", "invalid_media_url");
+    bytes = load_file(path, where, std::min(max_bytes, budget.bytes_left));
+  } else if (!url.empty() && url[0] == '/') {
+    bytes = load_file(url, where, std::min(max_bytes, budget.bytes_left));
+  } else {
+    bad_request(where, "unsupported media source \"" + shorten(url) +
+                           "\" (expected a data: URL, an http(s) URL or a file under the allowed media folder)",
+                "invalid_media_url");
   }
-  if (starts_with_nocase(url, "file://")) return load_file(percent_decode(url.substr(7)), where, max_bytes);
-  if (!url.empty() && url[0] == '/') return load_file(url, where, max_bytes);
-  bad_request(where, "unsupported media source \"" + shorten(url) +
-                         "\" (expected a data: URL, an http(s) URL or a file under the allowed media folder)",
-              "invalid_media_url");
+  budget.bytes_left -= bytes.size();
+  return bytes;
 }
 
 std::string MediaSource::load_file(const std::string& path, const std::string& where, size_t max_bytes) const {
   if (allowed_dir_.empty())
     bad_request(where, "local files are not allowed on this server (start it with --allowed-media-dir DIR)",
                 "local_media_disabled");
-  const std::string resolved = real_path(path);
   // Refused and missing files get the same message, so a client cannot probe the file system.
-  const std::string refused = "no such file under the allowed media folder: " + shorten(path);
-  if (resolved.empty() || resolved.compare(0, allowed_dir_.size() + 1, allowed_dir_ + "/") != 0)
-    bad_request(where, refused, "media_not_found");
+  auto refuse = [&]() { bad_request(where, "no such file under the allowed media folder: " + shorten(path),
+                                    "media_not_found"); };
+  auto inside = [&](const std::string& resolved) { return resolved.compare(0, allowed_dir_.size(), allowed_dir_) == 0; };
+  if (!inside(real_path(path))) refuse();
+  // The check is made again on the file actually opened (its /proc/self/fd link), so a symlink swapped in between
+  // cannot lead outside the folder. O_NONBLOCK: opening a FIFO must not wait for a writer.
+  const int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) refuse();
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{fd};
   struct stat info {};
-  if (stat(resolved.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) bad_request(where, refused, "media_not_found");
-  if (static_cast<size_t>(info.st_size) > max_bytes)
+  if (!inside(real_path("/proc/self/fd/" + std::to_string(fd))) || fstat(fd, &info) != 0 || !S_ISREG(info.st_mode))
+    refuse();
+  if (static_cast<uint64_t>(info.st_size) > max_bytes)
     throw ApiError(413, where + ": the file is larger than " + std::to_string(max_bytes) + " bytes", where,
                    "media_too_large");
-  std::ifstream in(resolved, std::ios::binary);
   std::string bytes(static_cast<size_t>(info.st_size), '\0');
-  if (!in.read(bytes.data(), static_cast<std::streamsize>(bytes.size())))
-    bad_request(where, "cannot read " + shorten(path), "media_not_found");
-  return bytes;
-}
-
-std::string MediaSource::load_remote(const std::string& url, const std::string& where, size_t max_bytes) const {
-  const size_t scheme_end = url.find("://") + 3;
-  const size_t path_start = url.find('/', scheme_end);
-  const std::string origin = url.substr(0, path_start);
-  const std::string path = path_start == std::string::npos ? "/" : url.substr(path_start);
-  httplib::Client client(origin);
-  const time_t seconds = static_cast<time_t>(timeout_s_ < 1 ? 1 : timeout_s_);
-  client.set_connection_timeout(seconds);
-  client.set_read_timeout(seconds);
-  client.set_follow_location(true);
-  std::string bytes;
-  bool too_large = false;
-  auto result = client.Get(path.c_str(), [&](const char* data, size_t length) {
-    if (bytes.size() + length > max_bytes) {
-      too_large = true;
-      return false;
-    }
-    bytes.append(data, length);
-    return true;
-  });
-  if (too_large)
-    throw ApiError(413, where + ": the remote media is larger than " + std::to_string(max_bytes) + " bytes", where,
-                   "media_too_large");
-  if (!result) bad_request(where, "cannot fetch " + shorten(url) + ": " + httplib::to_string(result.error()),
-                           "media_fetch_failed");
-  if (result->status != 200)
-    bad_request(where, "fetching " + shorten(url) + " returned HTTP " + std::to_string(result->status),
-                "media_fetch_failed");
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = read(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) bad_request(where, "cannot read " + shorten(path), "media_not_found");
+    done += static_cast<size_t>(n);
+  }
   return bytes;
 }
 

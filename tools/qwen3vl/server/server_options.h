@@ -47,9 +47,13 @@ struct ServerOptions {
   std::optional<int64_t> min_pixels, max_pixels;
   std::string resize_rule = "transformers";  // or "qwen-vl-utils"
 
-  // Media sources beyond data: URLs.
+  // Media sources beyond data: URLs (docs/security.md, Media).
   std::string allowed_media_dir;    // local files (file:// or absolute paths) only under this folder; empty: none
   bool allow_remote_media = false;  // http(s) image URLs are fetched only when set
+  std::vector<std::string> allowed_media_domains;    // non-empty: fetch only from these host names
+  std::vector<std::string> allowed_media_addresses;  // CIDR ranges fetched from although not public (opt-in)
+  size_t max_media_bytes = 256u << 20;  // read from files and URLs by one request, all items together
+  int max_media_fetches = 64;           // connections (redirects included) one request may open
 
   size_t image_cache_bytes = 256u << 20;  // vision-tower outputs kept by image content; 0 disables the cache
   bool verbose = false;                   // one log line per request on stderr

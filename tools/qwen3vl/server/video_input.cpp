@@ -57,7 +57,12 @@ void VideoInputs::fail(const VideoJob& job, const std::string& message, const st
   throw ApiError(400, text, where, code);
 }
 
-std::unique_ptr<VideoJob> VideoInputs::open(const MediaPart& part) const {
+void VideoInputs::fail_decoding(const VideoJob& job, const Error& error, const MediaBudget& budget) const {
+  budget.check_deadline(job.part->where);
+  fail(job, error.what(), "invalid_video");
+}
+
+std::unique_ptr<VideoJob> VideoInputs::open(const MediaPart& part, MediaBudget& budget) const {
   auto job = std::make_unique<VideoJob>();
   job->part = &part;
   VideoOptions& o = job->options;
@@ -70,12 +75,23 @@ std::unique_ptr<VideoJob> VideoInputs::open(const MediaPart& part) const {
   o.min_pixels = part.min_pixels;
   o.max_pixels = part.max_pixels;
   o.total_pixels = part.total_pixels;
-  if (part.num_frames && *part.num_frames > config_.sampling.max_frames)
-    fail(*job, "nframes is over the limit of " + std::to_string(config_.sampling.max_frames), "invalid_video");
+  // The processor's max_frames (768 for Qwen3-VL) bounds the frames one video may ask for: transformers' own
+  // sample_frames clamps fps sampling to it, but a request could raise it (max_frames, min_frames) or bypass it
+  // (nframes is used as given). Larger values are refused rather than silently clamped, naming the field.
+  const int64_t frame_limit = config_.sampling.max_frames;
+  for (const auto& [field, value] : {std::pair{"nframes", part.num_frames}, std::pair{"min_frames", part.min_frames},
+                                     std::pair{"max_frames", part.max_frames}})
+    if (value && *value > frame_limit)
+      throw ApiError(400, part.where + "." + field + ": " + std::to_string(*value) +
+                              " frames is over this model's limit of " + std::to_string(frame_limit) +
+                              " frames per video (video_preprocessor_config.json max_frames)",
+                     part.where + "." + field, "invalid_video");
   try {
     if (part.frames.empty()) {
-      job->path = write_temp_file(media_.load(part.url, part.where, options_.max_body_bytes));
-      job->reader = std::make_unique<VideoReader>(job->path);
+      job->path = write_temp_file(media_.load(part.url, part.where, options_.max_body_bytes, budget));
+      VideoReaderLimits limits;
+      limits.deadline = budget.deadline;
+      job->reader = std::make_unique<VideoReader>(job->path, VideoMetadataSource::Scan, limits);
       const double seconds = job->reader->info().duration_seconds;
       if (seconds > options_.max_video_seconds)
         fail(*job, "the video is " + std::to_string(static_cast<int64_t>(seconds)) + " s long; this server takes at most " +
@@ -88,7 +104,7 @@ std::unique_ptr<VideoJob> VideoInputs::open(const MediaPart& part) const {
              "invalid_video");
       size_t stamped = 0;
       for (const MediaPart::Frame& frame : part.frames) {
-        job->frames.push_back(media_.load(frame.url, part.where, options_.max_body_bytes));
+        job->frames.push_back(media_.load(frame.url, part.where, options_.max_body_bytes, budget));
         if (frame.timestamp) {
           ++stamped;
           job->frame_times.push_back(*frame.timestamp);
@@ -104,7 +120,7 @@ std::unique_ptr<VideoJob> VideoInputs::open(const MediaPart& part) const {
   } catch (const ApiError&) {
     throw;
   } catch (const Error& error) {
-    fail(*job, error.what(), "invalid_video");
+    fail_decoding(*job, error, budget);
   }
   return job;
 }
@@ -141,22 +157,25 @@ ProcessedVideo VideoInputs::plan(const VideoJob& job, const VideoOptions& option
   }
 }
 
-void VideoInputs::process(VideoJob& job) const {
+void VideoInputs::process(VideoJob& job, const MediaBudget& budget) const {
   ProcessedVideo& planned = job.planned;
+  const std::string& where = job.part->where;
   try {
     VideoPatchifier patchifier(static_cast<int64_t>(planned.frame_indices.size()), planned.resized_height,
                                planned.resized_width, config_);
     if (job.reader) {
+      // (The reader checks the deadline itself while it demuxes and decodes.)
       job.reader->read_frames(planned.frame_indices, [&](size_t, int64_t, const Image& frame) { patchifier.push(frame); });
     } else {
       patchifier.push(job.first_frame);
       job.first_frame = Image{};
       for (size_t i = 1; i < job.frames.size(); ++i) {
-        const std::string where = job.part->where + ".frames[" + std::to_string(i) + "]";
+        budget.check_deadline(where);
+        const std::string frame_where = where + ".frames[" + std::to_string(i) + "]";
         const Image frame = decode_image_bytes(reinterpret_cast<const uint8_t*>(job.frames[i].data()),
-                                               job.frames[i].size(), where, options_.max_image_pixels);
+                                               job.frames[i].size(), frame_where, options_.max_image_pixels);
         if (frame.width != planned.original_width || frame.height != planned.original_height)
-          throw_error(where, ": frames must share one size: this one is ", frame.width, "x", frame.height,
+          throw_error(frame_where, ": frames must share one size: this one is ", frame.width, "x", frame.height,
                       ", the first ", planned.original_width, "x", planned.original_height);
         patchifier.push(frame);
         job.frames[i] = {};
@@ -164,7 +183,7 @@ void VideoInputs::process(VideoJob& job) const {
     }
     planned.pixel_values = patchifier.finish().pixel_values;
   } catch (const Error& error) {
-    fail(job, error.what(), "invalid_video");
+    fail_decoding(job, error, budget);
   }
   job.reader.reset();
 }

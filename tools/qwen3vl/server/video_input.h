@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "chat_request.h"
+#include "core/error.h"
 #include "engine/loaded_model.h"
 #include "media_source.h"
 #include "server_options.h"
@@ -39,17 +40,21 @@ class VideoInputs {
  public:
   VideoInputs(const LoadedModel& model, const ServerOptions& options, const MediaSource& media);
 
-  // Loads, scans and plans one video part at the request's budget. Throws ApiError 400 naming the part.
-  std::unique_ptr<VideoJob> open(const MediaPart& part) const;
+  // Loads, scans and plans one video part at the request's budget. Throws ApiError 400 naming the part (or the
+  // field: frame counts over the processor's max_frames are refused), "media_timeout" past budget.deadline.
+  std::unique_ptr<VideoJob> open(const MediaPart& part, MediaBudget& budget) const;
   // The plan for `options` (cheap; throws ApiError for a size the processor refuses).
   ProcessedVideo plan(const VideoJob& job, const VideoOptions& options) const;
-  // Decodes the planned frames into job.planned.pixel_values.
-  void process(VideoJob& job) const;
+  // Decodes the planned frames into job.planned.pixel_values, checking budget.deadline between frames.
+  void process(VideoJob& job, const MediaBudget& budget) const;
   int64_t tokens(const ProcessedVideo& video) const { return video.grid.merged_tokens(config_.merge_size); }
   const VideoProcessorConfig& config() const { return config_; }
 
  private:
   [[noreturn]] void fail(const VideoJob& job, const std::string& message, const std::string& code) const;
+  // An Error from decoding: "media_timeout" once the deadline has passed (whatever the decoder said), else
+  // "invalid_video".
+  [[noreturn]] void fail_decoding(const VideoJob& job, const Error& error, const MediaBudget& budget) const;
 
   const ServerOptions& options_;
   const MediaSource& media_;
