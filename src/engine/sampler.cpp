@@ -48,7 +48,8 @@ inline uint32_t order_key(float value) {
 
 // Positions into `candidates` ordered by ascending logit, equal logits in candidate (= token id) order: the order
 // of std::stable_sort by `<` over ids in increasing order. Each entry is (order key << 32 | position). Long lists
-// by a stable least-significant-digit radix sort of the keys (three passes of 11 bits), short ones by stable_sort.
+// by a stable least-significant-digit radix sort of the keys (four passes of one byte, the counts of all four taken
+// in one pass), short ones by stable_sort.
 void ascending_order(const std::vector<float>& logits, const std::vector<int32_t>& candidates,
                      std::vector<uint64_t>& order, std::vector<uint64_t>& buffer) {
   const size_t n = candidates.size();
@@ -60,16 +61,16 @@ void ascending_order(const std::vector<float>& logits, const std::vector<int32_t
     return;
   }
   buffer.resize(n);
-  constexpr int kBits = 11;
-  constexpr uint64_t kMask = (1u << kBits) - 1;
-  std::vector<size_t> counts(size_t{1} << kBits);
-  for (int shift = 32; shift < 64; shift += kBits) {
-    std::fill(counts.begin(), counts.end(), 0);
-    for (uint64_t item : order) ++counts[(item >> shift) & kMask];
-    if (counts[(order[0] >> shift) & kMask] == n) continue;  // one digit for all: this pass would not move them
-    size_t start = 0;
-    for (size_t& count : counts) start += std::exchange(count, start);
-    for (uint64_t item : order) buffer[counts[(item >> shift) & kMask]++] = item;
+  uint32_t counts[4][256] = {};
+  for (uint64_t item : order)
+    for (int digit = 0; digit < 4; ++digit) ++counts[digit][(item >> (32 + 8 * digit)) & 0xff];
+  for (int digit = 0; digit < 4; ++digit) {
+    const int shift = 32 + 8 * digit;
+    uint32_t* count = counts[digit];
+    if (count[(order[0] >> shift) & 0xff] == n) continue;  // one value for all: this pass would not move them
+    uint32_t start = 0;
+    for (int b = 0; b < 256; ++b) start += std::exchange(count[b], start);
+    for (uint64_t item : order) buffer[count[(item >> shift) & 0xff]++] = item;
     order.swap(buffer);
   }
 }
@@ -118,14 +119,21 @@ void Sampler::drop_removed(std::vector<float>& logits) {
   candidates_.resize(kept);
 }
 
-// TopKLogitsWarper: keep every token whose logit is >= the k-th largest (ties at the boundary survive).
+// TopKLogitsWarper: keep every token whose logit is >= the k-th largest (ties at the boundary survive). The first
+// filter: it starts the candidate list (every id otherwise).
 void Sampler::keep_top_k(std::vector<float>& logits) {
   const int64_t k = params_.top_k;
-  if (k <= 0 || k >= static_cast<int64_t>(logits.size())) return;
+  candidates_.clear();
+  if (k <= 0 || k >= static_cast<int64_t>(logits.size())) {
+    candidates_.resize(logits.size());
+    std::iota(candidates_.begin(), candidates_.end(), 0);
+    return;
+  }
   const float threshold = kth_largest(logits, k, values_);
-  removed_.resize(candidates_.size());
-  for (size_t j = 0; j < candidates_.size(); ++j) removed_[j] = logits[static_cast<size_t>(candidates_[j])] < threshold;
-  drop_removed(logits);
+  for (size_t i = 0; i < logits.size(); ++i) {
+    if (logits[i] < threshold) logits[i] = kRemoved;
+    else candidates_.push_back(static_cast<int32_t>(i));
+  }
 }
 
 // TopPLogitsWarper: in ascending order of logits, drop tokens while their cumulative probability is <= 1 - top_p;
@@ -157,8 +165,6 @@ void Sampler::keep_min_p(std::vector<float>& logits) {
 
 int32_t Sampler::draw(std::vector<float>& logits) {
   for (float& logit : logits) logit /= params_.temperature;
-  candidates_.resize(logits.size());
-  std::iota(candidates_.begin(), candidates_.end(), 0);
   keep_top_k(logits);
   keep_top_p(logits);
   keep_min_p(logits);
