@@ -328,6 +328,18 @@ TEST(ServerMediaLimits, VideoFrameCountsOverTheProcessorsLimitAreRefused) {
   EXPECT_LE(json::parse(fast->body)["videos"][0]["frames"].get<int>(), 72) << fast->body;
 }
 
+TEST(ServerMediaLimits, MediaPastTheDeadlineIsRefused) {
+  ServerOptions options;
+  options.media_timeout_s = 1e-6;
+  testing::ServerHarness server(options);
+  const std::string mp4 =
+      testing::data_url(testing::read_file(testing::fixtures_dir() + "/videos/cfr24_3s.mp4"), "video/mp4");
+  auto result = server.chat(video_request({{"type", "video_url"}, {"video_url", {{"url", mp4}}}}));
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 400) << result->body;
+  EXPECT_EQ(testing::error_of(result)["code"], "media_timeout") << result->body;
+}
+
 TEST(ServerMediaLimits, LocalFilesAreRegularFilesInsideTheFolder) {
   testing::TempDir dir;
   std::filesystem::create_directories(dir.file("media"));
@@ -359,6 +371,23 @@ TEST(ServerMediaLimits, LocalFilesAreRegularFilesInsideTheFolder) {
   } catch (const Error& error) {
     EXPECT_EQ(std::string(error.what()), "--allowed-media-dir: " + dir.file("nope") + ": no such folder");
   }
+}
+
+TEST(ServerMediaLimits, CliRefusesBadMediaSetups) {
+  const std::string serve = "serve -m " + testing::tiny_model_dir() + " --port 0 ";
+  const auto missing = testing::run_cli(serve + "--allowed-media-dir /nonexistent/media");
+  EXPECT_EQ(missing.exit_code, 1) << missing.output;
+  EXPECT_NE(missing.output.find("error: --allowed-media-dir: /nonexistent/media: no such folder"), std::string::npos)
+      << missing.output;
+  const auto range = testing::run_cli(serve + "--allow-remote-media --allow-media-address 10.0.0.0/99");
+  EXPECT_EQ(range.exit_code, 1) << range.output;
+  EXPECT_NE(range.output.find("error: --allow-media-address: \"10.0.0.0/99\" has a bad prefix length"),
+            std::string::npos)
+      << range.output;
+  const auto help = testing::run_cli("serve --help");
+  for (const char* flag : {"--allowed-media-domains", "--allow-media-address", "--max-media-bytes",
+                           "--max-media-fetches", "--media-timeout"})
+    EXPECT_NE(help.output.find(flag), std::string::npos) << flag;
 }
 
 }  // namespace
