@@ -220,6 +220,26 @@ TEST(ServerHardening, ListenerCapsBodiesThatHttplibWouldReadWithoutLimit) {
               static_cast<long long>(growth));
 }
 
+// The bodies of all requests in flight share --max-body-memory: while one client slowly sends a large body, another
+// large one is refused at once (503), and a small one still fits.
+TEST(ServerHardening, BodiesInFlightShareOneMemoryBudget) {
+  server::ServerOptions options;
+  options.max_body_bytes = 1 << 20;
+  options.max_body_memory = 1 << 20;
+  ServerHarness server(options);
+  RawConnection slow(server.port());
+  ASSERT_TRUE(slow.send(chat_head(server.port(), "Content-Length: 900000\r\n") + "{"));
+  std::this_thread::sleep_for(milliseconds(300));
+
+  RawConnection large(server.port());
+  ASSERT_TRUE(large.send(chat_head(server.port(), "Content-Length: 200000\r\nConnection: close\r\n")));
+  const std::string answer = large.receive_until_closed(milliseconds(5000));
+  EXPECT_EQ(status_of(answer), 503) << answer.substr(0, 300);
+  EXPECT_NE(answer.find("server_busy"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("Retry-After"), std::string::npos) << answer;
+  expect_still_serving(server);
+}
+
 std::string object_with_keys(size_t keys) {
   std::string body = R"({"max_tokens": 1, "messages": [{"role": "user", "content": "hi")";
   body.reserve(keys * 10 + 100);

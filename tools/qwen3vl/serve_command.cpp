@@ -95,6 +95,8 @@ CLI::App* add_serve_command(CLI::App& app, server::ServerOptions& o) {
   serve->add_option("-n,--n-predict", o.n_predict, "Default max_tokens when a request gives none (default 2048)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   serve->add_option("--max-body-size", o.max_body_bytes, "Largest request body in bytes (default 64 MiB)");
+  serve->add_option("--max-body-memory", o.max_body_memory,
+                    "Bytes of request bodies held at once, all requests together; past it, 503 (default 256 MiB)");
   serve->add_option("--max-image-pixels", o.max_image_pixels,
                     "Refuse an input image over this many pixels, checked before decoding (default 40000000)");
   serve->add_option("--max-visual-tokens", o.max_visual_tokens,

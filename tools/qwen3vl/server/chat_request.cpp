@@ -201,7 +201,9 @@ void collect_media(const json& part_json, const std::string& where, std::vector<
   media.push_back(std::move(part));
 }
 
-void read_messages(const json& messages, ChatRequest& request) {
+// Takes `messages` apart: its text moves into request.messages and the JSON is left null, so that a large body is
+// not held in one more copy than needed at once.
+void read_messages(json& messages, ChatRequest& request) {
   if (!messages.is_array()) bad_request("messages", std::string("expected an array, got ") + type_name(messages));
   if (messages.empty()) bad_request("messages", "must not be empty");
   for (size_t m = 0; m < messages.size(); ++m) {
@@ -223,11 +225,12 @@ void read_messages(const json& messages, ChatRequest& request) {
         collect_media((*content)[p], where + ".content[" + std::to_string(p) + "]", request.media);
   }
   // The template-facing structure; the engine's parser reports the remaining shape errors by path.
-  json for_template = messages;
-  for (json& message : for_template)  // OpenAI's "developer" role is the system role of older models
+  for (json& message : messages)  // OpenAI's "developer" role is the system role of older models
     if (message["role"] == "developer") message["role"] = "system";
+  std::string for_template = messages.dump();
+  messages = nullptr;
   try {
-    request.messages = parse_chat_messages(for_template.dump());
+    request.messages = parse_chat_messages(for_template);
   } catch (const Error& error) {
     throw ApiError(400, error.what(), "messages");
   }
@@ -297,9 +300,8 @@ ChatRequest parse_chat_request(const std::string& body) {
   if (!root.is_object()) bad_request("", std::string("the body must be a JSON object, got ") + type_name(root));
   ChatRequest request;
   if (const json* model = member(root, "model")) request.model = get_string(*model, "model");
-  const json* messages = member(root, "messages");
-  if (!messages) bad_request("messages", "missing");
-  read_messages(*messages, request);
+  if (!member(root, "messages")) bad_request("messages", "missing");
+  read_messages(root["messages"], request);
 
   request.stream = get_bool(root, "stream", "stream").value_or(false);
   if (const json* options = member(root, "stream_options")) {

@@ -28,6 +28,7 @@ constexpr size_t kRefusingThreads = 4;
 constexpr std::chrono::milliseconds kStopCheck{100};
 
 thread_local int t_current_socket = -1;
+thread_local size_t t_reserved_body_memory = 0;  // released when the request's response has been written
 
 Clock::duration seconds(double s) {
   return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
@@ -132,6 +133,15 @@ GuardedServer::GuardedServer(const ConnectionLimits& limits) : limits_(limits) {
 
 int GuardedServer::current_socket() { return t_current_socket; }
 
+bool GuardedServer::reserve_body_memory(size_t bytes) {
+  size_t used = body_memory_.load();
+  do {
+    if (bytes > limits_.max_body_memory || used > limits_.max_body_memory - bytes) return false;
+  } while (!body_memory_.compare_exchange_weak(used, used + bytes));
+  t_reserved_body_memory += bytes;
+  return true;
+}
+
 bool GuardedServer::process_and_close_socket(socket_t sock) {
   if (live_.fetch_add(1) >= limits_.max_connections) {
     refuse_connection(sock);
@@ -142,6 +152,8 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
     }
   }
   t_current_socket = -1;
+  body_memory_.fetch_sub(t_reserved_body_memory);  // left over when an exception ended the connection
+  t_reserved_body_memory = 0;
   live_.fetch_sub(1);
   shutdown(sock, SHUT_RDWR);
   close(sock);
@@ -165,7 +177,10 @@ void GuardedServer::serve_connection(socket_t sock) {
     };
     bool connection_closed = false;
     const bool last = served + 1 == keep_alive_max_count_;
-    if (!process_request(stream, last, connection_closed, begin_body) || connection_closed) return;
+    const bool served_ok = process_request(stream, last, connection_closed, begin_body);
+    body_memory_.fetch_sub(t_reserved_body_memory);
+    t_reserved_body_memory = 0;
+    if (!served_ok || connection_closed) return;
     // A body left unread (the request was refused before it) must not be parsed as the next request.
     if (!headers_read || !length_framed || stream.consumed() != body_length) return;
   }

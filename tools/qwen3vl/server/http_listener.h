@@ -12,7 +12,9 @@
 //     has that many threads, plus a few that only refuse), so slow clients cannot delay others; a connection
 //     beyond the cap is answered 503 and closed at once;
 //   - a connection whose request body was not read to its end (a refused request) is closed after the answer,
-//     so the unread body is never parsed as the next request.
+//     so the unread body is never parsed as the next request;
+//   - the bodies of all requests in flight together stay within max_body_memory (reserve_body_memory), so many
+//     connections with large bodies cannot add up to more memory than that (parsing one takes a few times its size).
 #pragma once
 
 #include <httplib.h>
@@ -29,6 +31,7 @@ struct ConnectionLimits {
   double body_timeout_s = 60.0;
   size_t max_header_bytes = 64u << 10;
   size_t max_body_bytes = 64u << 20;
+  size_t max_body_memory = 256u << 20;
 };
 
 class GuardedServer : public httplib::Server {
@@ -41,6 +44,9 @@ class GuardedServer : public httplib::Server {
   // The socket of the connection whose request the calling thread is handling, -1 on any other thread. Handlers
   // use it to notice a client that has gone away.
   static int current_socket();
+  // Reserves `bytes` of max_body_memory for the request the calling thread is handling, until its response has
+  // been written. False, with nothing reserved, when the requests in flight already hold too much of it.
+  bool reserve_body_memory(size_t bytes);
 
  private:
   bool process_and_close_socket(socket_t sock) override;
@@ -50,6 +56,7 @@ class GuardedServer : public httplib::Server {
   ConnectionLimits limits_;
   std::atomic<size_t> live_{0};
   std::atomic<size_t> refused_{0};
+  std::atomic<size_t> body_memory_{0};
 };
 
 }  // namespace server

@@ -84,6 +84,7 @@ std::string printable(const std::string& text) {
 // The defaults that depend on other settings.
 ServerOptions resolved(ServerOptions options) {
   if (options.max_visual_tokens <= 0) options.max_visual_tokens = options.ctx_size;
+  options.max_body_memory = std::max(options.max_body_memory, options.max_body_bytes);  // one full body always fits
   if (options.max_connections <= 0)
     options.max_connections = std::max(128, options.parallel + options.max_queue + 8);
   return options;
@@ -95,6 +96,7 @@ ConnectionLimits connection_limits(const ServerOptions& options) {
   limits.header_timeout_s = options.header_timeout_s;
   limits.body_timeout_s = options.body_timeout_s;
   limits.max_body_bytes = options.max_body_bytes;
+  limits.max_body_memory = options.max_body_memory;
   return limits;
 }
 
@@ -305,6 +307,10 @@ httplib::Server::HandlerResponse HttpServer::Impl::check_before_body(const httpl
   try {
     if (req.path != "/health") guard.check_host_and_origin(req);
     guard.check_body_framing(req);
+    if (!http.reserve_body_memory(req.get_header_value<uint64_t>("Content-Length"))) {
+      res.set_header("Retry-After", std::to_string(options.retry_after_s));
+      throw ApiError(503, "the server is holding too many request bodies at once; retry later", "", "server_busy");
+    }
     if (!options.api_key.empty() && req.path != "/" && req.path != "/index.html" && req.path != "/health") {
       const std::string given = req.get_header_value("Authorization");
       if (given.compare(0, 7, "Bearer ") != 0 || !same_secret(given.substr(7), options.api_key)) {

@@ -37,6 +37,7 @@ struct ServerOptions {
   int64_t ctx_size = 8192;          // prompt + completion tokens of one request (KV cache memory is planned from it)
   int64_t n_predict = 2048;         // default max_tokens when the request gives none
   size_t max_body_bytes = 64u << 20;
+  size_t max_body_memory = 256u << 20;     // the bodies of all requests in flight together
   int64_t max_image_pixels = 40'000'000;   // decoded width*height of one input image, checked from the header
   int64_t max_visual_tokens = 0;           // all images of one request together, after resizing; 0: ctx_size
   int max_media_items = 16;
