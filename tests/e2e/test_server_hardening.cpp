@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <thread>
@@ -281,7 +282,7 @@ TEST(ServerHardening, SlowClientsDoNotDelayOthers) {
   const std::string head = chat_head(server.port(), "Content-Length: 100\r\n");
   std::vector<std::unique_ptr<RawConnection>> slow;
   for (int i = 0; i < 40; ++i) slow.push_back(std::make_unique<RawConnection>(server.port()));
-  bool trickling = true;
+  std::atomic<bool> trickling{true};
   std::thread trickle([&] {
     for (size_t at = 0; at < 5 && trickling; ++at) {
       for (auto& connection : slow) connection->send(head.substr(at, 1));
