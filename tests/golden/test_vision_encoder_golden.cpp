@@ -183,10 +183,12 @@ const Tolerance kFp32{{1e-5f, 1.0}, {0.f, 0.0}, {1.2e-7f, 1.0}, {1e-5f, 1.0}, {1
 // ulp (the 1536-term conv sum; an exact tie in one fc1 element of the larger case rounds the other way in oneDNN's
 // bf16 GEMM), position embedding and everything downstream bit-equal in the "mixed" case. In the "large" case that one
 // fc1 flip in block 0 spreads through attention: block 1 output rel L2 1.2e-3 with 5% of elements off (max |diff|
-// 0.031 = 1 ulp at |x| in [4, 8)), merger / DeepStack rel L2 <= 2e-3. Limits: relative L2 <= 2^-8 (one bf16 ulp
-// of relative resolution) and max |diff| <= 2^-4 (2 ulps in the top binade) on blocks and merged outputs; the patch
-// embedding within 1 ulp of its top binade (2^-7); the position embedding exact; cos/sin are float32 as in fp32.
-const Tolerance kBf16{{0x1p-7f, 1e-4}, {0.f, 0.0}, {1.2e-7f, 1.0}, {0x1p-4f, 0x1p-8}, {0x1p-4f, 0x1p-8}};
+// 0.031 = 1 ulp at |x| in [4, 8)), merger / DeepStack rel L2 <= 2e-3. The AVX2 kernels (no AVX512_BF16) sum the
+// conv in another order: 2 of 5120 patch-embedding elements 1 ulp off in the "large" case, block 1 rel L2 2.7e-3,
+// DeepStack 1 rel L2 3.9e-3, merger 3.7e-3. Limits: relative L2 <= 2^-7 (two bf16 ulps of relative resolution) and
+// max |diff| <= 2^-4 (2 ulps in the top binade) on blocks and merged outputs; the patch embedding within 1 ulp of
+// its top binade (2^-7); the position embedding exact; cos/sin are float32 as in fp32.
+const Tolerance kBf16{{0x1p-7f, 1e-4}, {0.f, 0.0}, {1.2e-7f, 1.0}, {0x1p-4f, 0x1p-7}, {0x1p-4f, 0x1p-7}};
 
 TEST(VisionEncoderGolden, Fp32TwoBStyleMatchesTransformers) {
   EXPECT_EQ(open_checkpoint("tiny-fp32-tied")->encoder->precision(), Precision::F32);
