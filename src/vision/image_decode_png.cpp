@@ -150,13 +150,15 @@ size_t text_chunk_size(const uint8_t* type, const uint8_t* body, size_t length) 
   return 0;
 }
 
-// Walks the chunk list and refuses the image when its text is over Pillow's limits. A chunk that does not fit the
-// file ends the walk; libpng reports that damage itself.
-void check_text_chunks(const uint8_t* data, size_t size, const DecodeContext& context) {
+// Walks the chunk list and refuses the image when its text is over Pillow's limits. Returns how many bytes libpng
+// may read: a chunk that does not fit the file ends the walk and the data there, since libpng allocates a chunk's
+// declared length before reading it (a 100-byte file declaring a 1 GB iTXt chunk got 1 GB); it then meets the end
+// of the data at that chunk's header, the same damage it would have found in the chunk.
+size_t check_text_chunks(const uint8_t* data, size_t size, const DecodeContext& context) {
   size_t total = 0;
   for (size_t at = 8; at + 12 <= size;) {
     const uint32_t length = read_be32(data + at);
-    if (length > size - at - 12) break;
+    if (length > size - at - 12) return at;
     const uint8_t* type = data + at + 4;
     if (std::memcmp(type, "IEND", 4) == 0) break;
     const size_t text = text_chunk_size(type, data + at + 8, length);
@@ -169,6 +171,7 @@ void check_text_chunks(const uint8_t* data, size_t size, const DecodeContext& co
                   "decompression bomb");
     at += size_t{12} + length;
   }
+  return size;
 }
 
 // libpng reports errors by longjmp to the last setjmp on png_jmpbuf. Every libpng call that can fail runs in one of
@@ -210,9 +213,9 @@ void read_end_step(png_structp png, png_infop end_info) {
 }  // namespace
 
 Decoded decode_png(const uint8_t* data, size_t size, const DecodeContext& context) {
-  check_text_chunks(data, size, context);
+  const size_t readable = check_text_chunks(data, size, context);
   Decoded decoded;
-  Reader reader{data, size, 0, {0}, false};
+  Reader reader{data, readable, 0, {0}, false};
   struct Handles {
     png_structp png = nullptr;
     png_infop info = nullptr, end_info = nullptr;

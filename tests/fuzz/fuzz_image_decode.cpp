@@ -1,5 +1,6 @@
 // Request images: decode_image_bytes sniffs the format (JPEG, PNG, WebP, GIF, BMP) and applies the EXIF orientation,
-// under a 4-megapixel input cap like the server's. The input is also read as a raw EXIF block and as an XMP packet.
+// under a 4-megapixel input cap like the server's. The input is also read as a raw EXIF block and as an XMP packet,
+// and the orientation found is applied to a small image.
 // Run with -rss_limit_mb and -malloc_limit_mb so a decoder that allocates beyond its header's size shows up.
 #include "core/error.h"
 #include "fuzz_common.h"
@@ -15,8 +16,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                          "decoded image size");
   } catch (const qwen3vl::Error&) {
   }
+  // Any stored value comes back, as from Pillow's getexif(); values other than 2..8 leave the image as it is.
   const int orientation = qwen3vl::image_formats::exif_orientation(
       std::vector<uint8_t>(data, data + size), std::string(reinterpret_cast<const char*>(data), size));
-  qwen3vl::fuzz::check(orientation >= 1 && orientation <= 8, "EXIF orientation in 1..8");
+  qwen3vl::Image image;
+  image.width = 3;
+  image.height = 2;
+  image.rgb.assign(18, 1);
+  qwen3vl::apply_exif_orientation(image, orientation);
+  qwen3vl::fuzz::check(image.rgb.size() == 18 && image.width * image.height == 6, "orientation keeps the pixels");
   return 0;
 }

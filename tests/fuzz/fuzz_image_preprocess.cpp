@@ -13,9 +13,13 @@ namespace {
 using qwen3vl::fuzz::InputReader;
 constexpr int64_t kMaxBudget = int64_t{1} << 34;
 
-void check_size(std::pair<int64_t, int64_t> size, int64_t factor) {
-  qwen3vl::fuzz::check(size.first > 0 && size.second > 0 && size.first % factor == 0 && size.second % factor == 0,
-                       "resized sides are positive multiples of the factor");
+// A side may round to 0 (as in Python) when min_pixels is 0, and in qwen-vl-utils' smart_resize, which floors a
+// downscale without a lower bound; preprocess_image refuses that size with an Error.
+void check_size(std::pair<int64_t, int64_t> size, int64_t factor, bool may_be_zero = false) {
+  const int64_t least = may_be_zero ? 0 : 1;
+  qwen3vl::fuzz::check(size.first >= least && size.second >= least && size.first % factor == 0 &&
+                           size.second % factor == 0,
+                       "resized sides are multiples of the factor, positive unless allowed");
 }
 
 void fuzz_sizes(InputReader& in) {
@@ -24,17 +28,17 @@ void fuzz_sizes(InputReader& in) {
   const int64_t factor = in.in_range(1, 1024);
   const int64_t min_pixels = in.in_range(0, kMaxBudget), max_pixels = in.in_range(0, kMaxBudget);
   try {
-    check_size(qwen3vl::smart_resize(height, width, factor, min_pixels, max_pixels), factor);
+    check_size(qwen3vl::smart_resize(height, width, factor, min_pixels, max_pixels), factor, min_pixels == 0);
   } catch (const qwen3vl::Error&) {
   }
   try {
-    check_size(qwen3vl::smart_resize_qwen_vl_utils(height, width, factor, min_pixels, max_pixels), factor);
+    check_size(qwen3vl::smart_resize_qwen_vl_utils(height, width, factor, min_pixels, max_pixels), factor, true);
   } catch (const qwen3vl::Error&) {
   }
   const int64_t frames = in.in_range(1, 100000), temporal_factor = in.in_range(1, 4);
   try {
     check_size(qwen3vl::smart_resize_video(frames, height, width, temporal_factor, factor, min_pixels, max_pixels),
-               factor);
+               factor, min_pixels == 0);
   } catch (const qwen3vl::Error&) {
   }
 }
