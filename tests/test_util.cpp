@@ -10,6 +10,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <jpeglib.h>  // after <cstdio>: it needs size_t and FILE
+
 namespace qwen3vl {
 namespace testing {
 
@@ -100,6 +102,36 @@ std::string bmp_bytes(int width, int height) {
   put32(34, data_size);
   for (size_t at : {38u, 42u, 46u, 50u}) put32(at, 0);
   return out;
+}
+
+std::string jpeg_bytes(int width, int height, int components, int quality, bool progressive,
+                       const std::function<void(int y, uint8_t* row)>& fill_row) {
+  jpeg_compress_struct cinfo;
+  jpeg_error_mgr errors;
+  cinfo.err = jpeg_std_error(&errors);
+  jpeg_create_compress(&cinfo);
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&cinfo, &buffer, &size);
+  cinfo.image_width = static_cast<JDIMENSION>(width);
+  cinfo.image_height = static_cast<JDIMENSION>(height);
+  cinfo.input_components = components;
+  cinfo.in_color_space = components == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  jpeg_set_defaults(&cinfo);
+  jpeg_set_quality(&cinfo, quality, TRUE);
+  if (progressive) jpeg_simple_progression(&cinfo);
+  jpeg_start_compress(&cinfo, TRUE);
+  std::vector<uint8_t> row(static_cast<size_t>(width) * components);
+  while (cinfo.next_scanline < cinfo.image_height) {
+    fill_row(static_cast<int>(cinfo.next_scanline), row.data());
+    JSAMPROW rows[1] = {row.data()};
+    jpeg_write_scanlines(&cinfo, rows, 1);
+  }
+  jpeg_finish_compress(&cinfo);
+  jpeg_destroy_compress(&cinfo);
+  std::string bytes(reinterpret_cast<const char*>(buffer), size);
+  std::free(buffer);
+  return bytes;
 }
 
 std::string fixtures_dir() { return QWEN3VL_FIXTURES_DIR; }

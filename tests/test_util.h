@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,11 @@ std::string safetensors_bytes(const std::string& header_json, const std::string&
 
 // A gray 24-bit BMP of the given size (valid header and data): size checks without a fixture file.
 std::string bmp_bytes(int width, int height);
+
+// A width x height JPEG encoded by libjpeg at `quality` (75 is libjpeg's default), with `components` 1 (gray) or 3
+// (RGB), baseline or in libjpeg's standard progression. `fill_row(y, row)` writes row y's width x components samples.
+std::string jpeg_bytes(int width, int height, int components, int quality, bool progressive,
+                       const std::function<void(int y, uint8_t* row)>& fill_row);
 
 // Reads a raw little-endian float32 file.
 std::vector<float> read_f32(const std::string& path);

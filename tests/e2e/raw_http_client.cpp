@@ -8,8 +8,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 namespace qwen3vl {
 namespace testing {
@@ -76,28 +74,6 @@ int count_responses(const std::string& bytes) {
   int count = 0;
   for (size_t at = bytes.find("HTTP/1.1 "); at != std::string::npos; at = bytes.find("HTTP/1.1 ", at + 1)) ++count;
   return count;
-}
-
-MemoryUse memory_use() {
-  MemoryUse use;
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    std::istringstream fields(line);
-    std::string key;
-    int64_t kib = -1;
-    fields >> key >> kib;
-    if (key == "VmRSS:") use.rss_kib = kib;
-    if (key == "VmHWM:") use.peak_kib = kib;
-  }
-  return use;
-}
-
-bool reset_peak_memory() {
-  std::ofstream clear("/proc/self/clear_refs");
-  clear << "5";
-  clear.flush();
-  return static_cast<bool>(clear);
 }
 
 }  // namespace testing

@@ -1,9 +1,8 @@
 // A bare TCP client for the server tests that httplib::Client cannot express: chunked or trickled requests,
-// headers without a body, several requests on one connection, and process memory read from /proc.
+// headers without a body, several requests on one connection.
 #pragma once
 
 #include <chrono>
-#include <cstdint>
 #include <string>
 
 namespace qwen3vl {
@@ -32,14 +31,6 @@ class RawConnection {
 int status_of(const std::string& bytes);
 // How many responses `bytes` holds (status lines).
 int count_responses(const std::string& bytes);
-
-// This process's resident memory (VmRSS) and its peak (VmHWM), in KiB.
-struct MemoryUse {
-  int64_t rss_kib = -1, peak_kib = -1;
-};
-MemoryUse memory_use();
-// Sets the peak (VmHWM) to the current resident size; false where the kernel does not allow it.
-bool reset_peak_memory();
 
 }  // namespace testing
 }  // namespace qwen3vl

@@ -13,6 +13,7 @@
 
 #include "e2e/raw_http_client.h"
 #include "e2e/server_harness.h"
+#include "memory_probe.h"
 #include "server/http_listener.h"
 
 namespace qwen3vl {

@@ -2,19 +2,13 @@
 // MAX_TEXT_MEMORY 64 MiB in all), progressive JPEGs to TurboJPEG's 500-scan limit, and decode_image_file to
 // regular files of a bounded size. The bomb files are built here (zlib, libjpeg), nothing large is committed.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <string>
 
-#include <jpeglib.h>  // after <cstdio>: it needs size_t and FILE
-
 #include "core/error.h"
+#include "memory_probe.h"
 #include "test_util.h"
 #include "vision/image_decode.h"
 
@@ -58,54 +52,23 @@ std::string compressed_itxt(const std::string& keyword, const std::string& text)
   return png_chunk("iTXt", keyword + std::string("\0\x01\x00\0\0", 5) + deflate_bytes(text));
 }
 
-int64_t status_kib(const char* key) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(key, 0) == 0) return std::stoll(line.substr(std::strlen(key) + 1));
-  return -1;
-}
-
-struct Outcome {
-  bool measured = false;  // false where /proc/self/clear_refs cannot reset the high-water mark
+struct Refusal {
   bool refused = false;
-  int64_t peak_growth = 0;
   char message[512] = {0};
 };
 
-// Decodes `bytes` in a forked child and reports whether it was refused, with the growth of the child's peak RSS
-// over the RSS it had right before (other tests' allocations do not count).
-Outcome decode_in_child(const std::string& bytes) {
-  int fds[2];
-  if (pipe(fds) != 0) return {};
-  const pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
-    Outcome o;
-    {
-      std::ofstream clear("/proc/self/clear_refs");
-      clear << "5";  // reset VmHWM to the current RSS
-    }
-    const int64_t before = status_kib("VmRSS:");
-    o.measured = before > 0 && status_kib("VmHWM:") <= before + 1024;
+// Decodes `bytes` in a forked child and reports whether it was refused, with the growth of the child's peak RSS.
+testing::ChildPeak<Refusal> decode_in_child(const std::string& bytes) {
+  const auto outcome = testing::peak_in_child<Refusal>([&bytes](Refusal& refusal) {
     try {
       decode_image_bytes(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "bomb.png");
     } catch (const Error& error) {
-      o.refused = true;
-      std::snprintf(o.message, sizeof o.message, "%s", error.what());
+      refusal.refused = true;
+      std::snprintf(refusal.message, sizeof refusal.message, "%s", error.what());
     }
-    o.peak_growth = (status_kib("VmHWM:") - before) * 1024;
-    const ssize_t written = write(fds[1], &o, sizeof o);
-    _exit(written == static_cast<ssize_t>(sizeof o) ? 0 : 1);
-  }
-  close(fds[1]);
-  Outcome o;
-  const ssize_t got = read(fds[0], &o, sizeof o);
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  EXPECT_EQ(got, static_cast<ssize_t>(sizeof o)) << "the child decoding the bomb died";
-  return o;
+  });
+  EXPECT_TRUE(outcome.reported) << "the child decoding the bomb died";
+  return outcome;
 }
 
 Image decode(const std::string& bytes, const std::string& name = "image") {
@@ -120,14 +83,14 @@ TEST(ImageBombs, PngWith100MiBOfCompressedTextIsRefusedWithinTheMemoryBound) {
   for (int i = 0; i < 100; ++i) chunks += one;
   const std::string bomb = png_with_text(chunks);
   ASSERT_LT(bomb.size(), size_t{1} << 20);
-  const Outcome outcome = decode_in_child(bomb);
+  const auto outcome = decode_in_child(bomb);
   EXPECT_TRUE(outcome.refused);
   EXPECT_NE(std::string(outcome.message).find("bomb.png: PNG text chunks hold more than 64 MiB"), std::string::npos)
       << outcome.message;
   std::printf("[ memory ] PNG with 100 x 1 MiB zTXt (%zu bytes): refused, peak RSS growth %.1f MiB\n", bomb.size(),
-              static_cast<double>(outcome.peak_growth) / kMiB);
-  if (!outcome.measured) GTEST_SKIP() << "cannot reset the peak-RSS counter here (/proc/self/clear_refs)";
-  EXPECT_LT(outcome.peak_growth, 64 * kMiB);
+              static_cast<double>(outcome.peak.bytes) / kMiB);
+  if (!outcome.peak.measured) GTEST_SKIP() << "cannot reset the peak-RSS counter here (/proc/self/clear_refs)";
+  EXPECT_LT(outcome.peak.bytes, 64 * kMiB);
 }
 
 TEST(ImageBombs, PngTextChunkOverOneMiBInflatedIsRefused) {
@@ -157,31 +120,10 @@ TEST(ImageBombs, PngWithTextWithinPillowsLimitsDecodes) {
 
 // A width x height progressive JPEG (libjpeg's standard progression) with `components` of 1 or 3.
 std::string progressive_jpeg(int width, int height, int components) {
-  jpeg_compress_struct cinfo;
-  jpeg_error_mgr errors;
-  cinfo.err = jpeg_std_error(&errors);
-  jpeg_create_compress(&cinfo);
-  unsigned char* buffer = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&cinfo, &buffer, &size);
-  cinfo.image_width = static_cast<JDIMENSION>(width);
-  cinfo.image_height = static_cast<JDIMENSION>(height);
-  cinfo.input_components = components;
-  cinfo.in_color_space = components == 1 ? JCS_GRAYSCALE : JCS_RGB;
-  jpeg_set_defaults(&cinfo);
-  jpeg_simple_progression(&cinfo);
-  jpeg_start_compress(&cinfo, TRUE);
-  std::vector<uint8_t> row(static_cast<size_t>(width) * components);
-  while (cinfo.next_scanline < cinfo.image_height) {
-    for (size_t x = 0; x < row.size(); ++x) row[x] = static_cast<uint8_t>((x * 7 + cinfo.next_scanline * 3) & 0xff);
-    JSAMPROW rows[1] = {row.data()};
-    jpeg_write_scanlines(&cinfo, rows, 1);
-  }
-  jpeg_finish_compress(&cinfo);
-  jpeg_destroy_compress(&cinfo);
-  std::string bytes(reinterpret_cast<const char*>(buffer), size);
-  std::free(buffer);
-  return bytes;
+  const size_t samples = static_cast<size_t>(width) * components;
+  return testing::jpeg_bytes(width, height, components, 75, /*progressive=*/true, [samples](int y, uint8_t* row) {
+    for (size_t x = 0; x < samples; ++x) row[x] = static_cast<uint8_t>((x * 7 + static_cast<size_t>(y) * 3) & 0xff);
+  });
 }
 
 TEST(ImageBombs, JpegWithThousandsOfProgressiveScansIsRefused) {

@@ -2,24 +2,17 @@
 // rows read back as written (float, or rounded to bf16), and writes outside the capacity are refused.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <cstring>
-#include <fstream>
 #include <vector>
 
 #include "core/error.h"
+#include "memory_probe.h"
 #include "model/kv_cache.h"
 
 namespace qwen3vl {
 namespace {
 
-int64_t resident_bytes() {
-  std::ifstream statm("/proc/self/statm");
-  int64_t size = 0, resident = 0;
-  statm >> size >> resident;
-  return resident * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
-}
+int64_t resident_bytes() { return testing::memory_use().rss_kib * 1024; }
 
 TEST(KVCache, WholeContextIsNotTouchedUpFront) {
   // Qwen3-VL-2B's shape at an 8192-token context in bf16: 28 layers x 2 x 8192 x 8 heads x 128 x 2 bytes = 0.94 GB.

@@ -36,6 +36,14 @@ void expect_error(Body body, std::initializer_list<std::string> needles) {
   }
 }
 
+// Expects opening a directory whose model.safetensors holds `header_json` and `data` to fail with every needle.
+void expect_open_error(const std::string& header_json, const std::string& data,
+                       std::initializer_list<std::string> needles) {
+  TempDir dir;
+  write_file(dir.file("model.safetensors"), testing::safetensors_bytes(header_json, data));
+  expect_error([&] { TensorStore::open_dir(dir.path()); }, needles);
+}
+
 TEST(Safetensors, ParsesTensorsOfEachDtype) {
   TempDir dir;
   const std::string header =
@@ -75,60 +83,41 @@ TEST(Safetensors, HeaderLongerThanFileIsAnError) {
 }
 
 TEST(Safetensors, CorruptHeaderIsAnError) {
-  TempDir dir;
-  write_file(dir.file("model.safetensors"), testing::safetensors_bytes("{not json", ""));
-  expect_error([&] { TensorStore::open_dir(dir.path()); }, {"model.safetensors", "corrupt safetensors header"});
+  expect_open_error("{not json", "", {"model.safetensors", "corrupt safetensors header"});
 }
 
 TEST(Safetensors, UnknownDtypeNamesTheTensor) {
-  TempDir dir;
-  write_file(dir.file("model.safetensors"),
-             testing::safetensors_bytes(R"({"w":{"dtype":"F8_E4M3","shape":[4],"data_offsets":[0,4]}})", "abcd"));
-  expect_error([&] { TensorStore::open_dir(dir.path()); }, {"model.safetensors", "tensor w", "F8_E4M3"});
+  expect_open_error(R"({"w":{"dtype":"F8_E4M3","shape":[4],"data_offsets":[0,4]}})", "abcd",
+                    {"model.safetensors", "tensor w", "F8_E4M3"});
 }
 
 TEST(Safetensors, TruncatedDataIsAnError) {
-  TempDir dir;
-  write_file(dir.file("model.safetensors"),
-             testing::safetensors_bytes(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", "12345678"));
-  expect_error([&] { TensorStore::open_dir(dir.path()); }, {"tensor w", "truncated"});
+  expect_open_error(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", "12345678",
+                    {"tensor w", "truncated"});
 }
 
 TEST(Safetensors, ByteCountMustMatchShape) {
-  TempDir dir;
-  write_file(dir.file("model.safetensors"),
-             testing::safetensors_bytes(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", "12345678"));
-  expect_error([&] { TensorStore::open_dir(dir.path()); }, {"tensor w", "[3]"});
+  expect_open_error(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", "12345678", {"tensor w", "[3]"});
 }
 
 // Review M2: sizes from the header are checked with arithmetic that cannot wrap.
 TEST(Safetensors, ByteCountThatWrapsIsAnError) {
-  TempDir dir;
   // 2^31 x 2^31 F32 elements are 2^64 bytes, which wrapped to the 0 stored.
-  write_file(dir.file("model.safetensors"),
-             testing::safetensors_bytes(
-                 R"({"w":{"dtype":"F32","shape":[2147483648,2147483648],"data_offsets":[0,0]}})", ""));
-  expect_error([&] { TensorStore::open_dir(dir.path()); }, {"tensor w", "more than 2^64 bytes"});
+  expect_open_error(R"({"w":{"dtype":"F32","shape":[2147483648,2147483648],"data_offsets":[0,0]}})", "",
+                    {"tensor w", "more than 2^64 bytes"});
 }
 
 TEST(Safetensors, DimensionAboveInt64MaxIsAnError) {
-  TempDir dir;
-  write_file(dir.file("model.safetensors"),
-             testing::safetensors_bytes(
-                 R"({"w":{"dtype":"U8","shape":[9223372036854775808],"data_offsets":[0,0]}})", ""));
-  expect_error([&] { TensorStore::open_dir(dir.path()); }, {"tensor w", "dimension 9223372036854775808"});
+  expect_open_error(R"({"w":{"dtype":"U8","shape":[9223372036854775808],"data_offsets":[0,0]}})", "",
+                    {"tensor w", "dimension 9223372036854775808"});
   // The product of dims each below 2^63 may not pass 2^63 either (numel is int64_t).
-  write_file(dir.file("model.safetensors"),
-             testing::safetensors_bytes(
-                 R"({"w":{"dtype":"F16","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", ""));
-  expect_error([&] { TensorStore::open_dir(dir.path()); }, {"tensor w", "more than 2^63 - 1 elements"});
+  expect_open_error(R"({"w":{"dtype":"F16","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", "",
+                    {"tensor w", "more than 2^63 - 1 elements"});
 }
 
 TEST(Safetensors, PlainU8TensorIsRefused) {
-  TempDir dir;
-  write_file(dir.file("model.safetensors"),
-             testing::safetensors_bytes(R"({"norm":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}})", "12345678"));
-  expect_error([&] { TensorStore::open_dir(dir.path()); }, {"tensor norm", "U8 without a quantized layout"});
+  expect_open_error(R"({"norm":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}})", "12345678",
+                    {"tensor norm", "U8 without a quantized layout"});
 }
 
 // A quantized tensor's metadata: [rows, cols] or [experts, rows, cols], and exactly the layout's bytes.

@@ -8,14 +8,11 @@
 // Measured (scripts/bench_video_memory.sh, 10 min of 1920x1080 at 30 fps, 18000 frames, H.264): 768 frames
 // sampled, 224x128 each, pixel_values 252 MiB, peak growth 280 MiB (28 MiB besides the output), 85 s.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <string>
 
+#include "memory_probe.h"
 #include "test_util.h"
 #include "vision/video_processor.h"
 
@@ -25,57 +22,23 @@ namespace {
 constexpr int64_t kMiB = 1024 * 1024;
 constexpr int64_t kOverheadBound = 160 * kMiB;
 
-int64_t status_kib(const char* key) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(key, 0) == 0) return std::stoll(line.substr(std::strlen(key) + 1));
-  return -1;
-}
-
-struct Measurement {
-  bool measured = false;
-  int64_t peak_growth = 0, pixel_values_bytes = 0, frames = 0, height = 0, width = 0, total_frames = 0;
-  double seconds = 0;
+struct Preprocessed {
+  int64_t pixel_values_bytes = 0, frames = 0, height = 0, width = 0, total_frames = 0;
 };
+using Measurement = testing::ChildPeak<Preprocessed>;
 
 Measurement measure_in_child(const std::string& path) {
-  int fds[2];
-  if (pipe(fds) != 0) return {};
-  const pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
-    Measurement m;
-    {
-      std::ofstream clear("/proc/self/clear_refs");
-      clear << "5";
-    }
-    const int64_t before = status_kib("VmRSS:");
-    m.measured = before > 0 && status_kib("VmHWM:") <= before + 1024;
-    try {
-      VideoProcessorConfig config;  // the released budget
-      config.min_pixels = 4096;
-      config.max_pixels = 25165824;
-      const ProcessedVideo video = preprocess_video_file(path, config);
-      m.peak_growth = (status_kib("VmHWM:") - before) * 1024;
-      m.pixel_values_bytes = static_cast<int64_t>(video.pixel_values.size() * sizeof(float));
-      m.frames = static_cast<int64_t>(video.frame_indices.size());
-      m.height = video.resized_height;
-      m.width = video.resized_width;
-      m.total_frames = video.total_frames;
-    } catch (...) {
-      m.measured = false;
-    }
-    const ssize_t written = write(fds[1], &m, sizeof m);
-    _exit(written == static_cast<ssize_t>(sizeof m) ? 0 : 1);
-  }
-  close(fds[1]);
-  Measurement m;
-  const ssize_t got = read(fds[0], &m, sizeof m);
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return got == static_cast<ssize_t>(sizeof m) ? m : Measurement{};
+  return testing::peak_in_child<Preprocessed>([&path](Preprocessed& result) {
+    VideoProcessorConfig config;  // the released budget
+    config.min_pixels = 4096;
+    config.max_pixels = 25165824;
+    const ProcessedVideo video = preprocess_video_file(path, config);
+    result.pixel_values_bytes = static_cast<int64_t>(video.pixel_values.size() * sizeof(float));
+    result.frames = static_cast<int64_t>(video.frame_indices.size());
+    result.height = video.resized_height;
+    result.width = video.resized_width;
+    result.total_frames = video.total_frames;
+  });
 }
 
 void report_and_check(const char* what, const Measurement& m) {
@@ -83,14 +46,14 @@ void report_and_check(const char* what, const Measurement& m) {
               "(bound: pixel_values + %lld MiB)\n",
               what, static_cast<long long>(m.frames), static_cast<long long>(m.total_frames),
               static_cast<long long>(m.width), static_cast<long long>(m.height), m.pixel_values_bytes / double(kMiB),
-              m.peak_growth / double(kMiB), static_cast<long long>(kOverheadBound / kMiB));
-  EXPECT_LT(m.peak_growth, m.pixel_values_bytes + kOverheadBound);
+              m.peak.bytes / double(kMiB), static_cast<long long>(kOverheadBound / kMiB));
+  EXPECT_LT(m.peak.bytes, m.pixel_values_bytes + kOverheadBound);
 }
 
 // CI: the 40 s test file (1200 frames, 80 sampled). Small, but it runs the same code path under the same bound.
 TEST(VideoMemory, PeakIsTheOutputPlusABoundedDecoder) {
   const Measurement m = measure_in_child(testing::fixtures_dir() + "/videos/cfr30_40s.webm");
-  if (!m.measured) GTEST_SKIP() << "cannot reset the peak-RSS counter here (/proc/self/clear_refs)";
+  if (!m.peak.measured) GTEST_SKIP() << "cannot reset the peak-RSS counter here (/proc/self/clear_refs)";
   EXPECT_EQ(m.frames, 80);
   report_and_check("40 s 64x48 WebM", m);
 }
@@ -100,7 +63,7 @@ TEST(VideoMemoryBenchmark, LongVideoPeakIsBudgetBound) {
   const char* path = std::getenv("QWEN3VL_VIDEO_BENCH");
   if (!path) GTEST_SKIP() << "manual benchmark: run scripts/bench_video_memory.sh";
   const Measurement m = measure_in_child(path);
-  ASSERT_TRUE(m.measured) << "could not measure " << path;
+  ASSERT_TRUE(m.peak.measured) << "could not measure " << path;
   report_and_check(path, m);
 }
 
