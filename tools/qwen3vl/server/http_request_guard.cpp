@@ -1,9 +1,9 @@
 #include "http_request_guard.h"
 
 #include <algorithm>
-#include <cctype>
 
 #include "api_error.h"
+#include "ascii_text.h"
 #include "server_options.h"
 
 namespace qwen3vl {
@@ -11,19 +11,10 @@ namespace server {
 
 namespace {
 
-std::string lowercase(std::string text) {
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
-
 std::string trimmed(const std::string& text) {
   const size_t first = text.find_first_not_of(" \t");
   if (first == std::string::npos) return "";
   return text.substr(first, text.find_last_not_of(" \t") - first + 1);
-}
-
-bool all_digits(const std::string& text) {
-  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 // "name:port" -> "name"; "[v6]:port" -> "[v6]"; an empty result when the port part is not a number.

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "api_error.h"
+#include "ascii_text.h"
 #include "core/error.h"
 
 namespace qwen3vl {
@@ -19,17 +20,7 @@ namespace server {
 
 namespace {
 
-std::string lower(std::string text) {
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
-
 std::string shorten(const std::string& url) { return url.size() > 64 ? url.substr(0, 61) + "..." : url; }
-
-bool all_digits(const std::string& text) {
-  return !text.empty() &&
-         std::all_of(text.begin(), text.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
-}
 
 std::optional<IpAddress> parse_ip(const std::string& text) {
   IpAddress address;
@@ -147,7 +138,7 @@ MediaUrl parse_url(const std::string& text, const std::string& where, bool redir
     if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) refuse("contains a space or a control character");
   MediaUrl url;
   const size_t scheme_end = text.find("://");
-  url.scheme = lower(text.substr(0, scheme_end));
+  url.scheme = lowercase(text.substr(0, scheme_end));
   if (scheme_end == std::string::npos || (url.scheme != "http" && url.scheme != "https"))
     refuse("has a scheme other than http or https");
   const size_t authority_start = scheme_end + 3;
@@ -158,7 +149,7 @@ MediaUrl parse_url(const std::string& text, const std::string& where, bool redir
   if (!authority.empty() && authority[0] == '[') {
     const size_t close = authority.find(']');
     if (close == std::string::npos) refuse("has an unclosed [IPv6] host");
-    url.host = lower(authority.substr(1, close - 1));
+    url.host = lowercase(authority.substr(1, close - 1));
     const std::optional<IpAddress> literal = parse_ip(url.host);
     if (!literal || literal->family != AF_INET6) refuse("has a bad [IPv6] host");
     if (close + 1 < authority.size()) {
@@ -167,7 +158,7 @@ MediaUrl parse_url(const std::string& text, const std::string& where, bool redir
     }
   } else {
     const size_t colon = authority.find(':');
-    url.host = lower(authority.substr(0, colon));
+    url.host = lowercase(authority.substr(0, colon));
     if (colon != std::string::npos) port = authority.substr(colon + 1);
     const bool name_chars = std::all_of(url.host.begin(), url.host.end(), [](char c) {
       return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
@@ -187,7 +178,7 @@ MediaUrl parse_url(const std::string& text, const std::string& where, bool redir
 
 // A Location header resolved against the URL it came from (absolute, scheme-relative, absolute-path or relative).
 std::string redirect_target(const MediaUrl& from, const std::string& location) {
-  const std::string scheme = lower(location.substr(0, location.find(':')));
+  const std::string scheme = lowercase(location.substr(0, location.find(':')));
   if (location.find("://") != std::string::npos && location.find("://") == scheme.size()) return location;
   if (location.compare(0, 2, "//") == 0) return from.scheme + ":" + location;
   if (!location.empty() && location[0] == '/') return from.origin() + location;
@@ -225,7 +216,7 @@ RemoteMediaFetcher::RemoteMediaFetcher(const ServerOptions& options) {
   for (const std::string& domain : options.allowed_media_domains) {
     if (domain.empty() || domain.find_first_of("/:@ ") != std::string::npos)
       throw_error("--allowed-media-domains: \"", domain, "\" is not a host name");
-    allowed_domains_.push_back(lower(domain));
+    allowed_domains_.push_back(lowercase(domain));
   }
 }
 
