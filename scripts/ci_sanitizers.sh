@@ -11,8 +11,9 @@ command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 clang_build() {  # FOLDER CMAKE_OPTION...
   local folder=$1
   shift
-  cmake -S . -B "$folder" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 "${launcher[@]}" "$@" \
-        >/dev/null
+  # -O1 with asserts on, as sanitizer builds usually are; it compiles faster than -O2 on 2 cores.
+  cmake -S . -B "$folder" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 \
+        -DCMAKE_CXX_COMPILER=clang++-14 "${launcher[@]}" "$@" >/dev/null
 }
 symbolizer=$(command -v llvm-symbolizer-14 || command -v llvm-symbolizer || true)
 export ASAN_SYMBOLIZER_PATH=$symbolizer TSAN_SYMBOLIZER_PATH=$symbolizer
