@@ -71,7 +71,7 @@ std::string sha256(const uint8_t* data, size_t size) {
   for (size_t i = 0; i < full; i += 64) block(data + i);
   uint8_t tail[128] = {0};
   const size_t rest = size - full;
-  std::memcpy(tail, data + full, rest);
+  if (rest > 0) std::memcpy(tail, data + full, rest);  // data may be null when size is 0
   tail[rest] = 0x80;
   const size_t tail_size = rest + 9 <= 64 ? 64 : 128;
   const uint64_t bits = static_cast<uint64_t>(size) * 8;

@@ -28,6 +28,15 @@ void* counted_new(size_t size) {
 
 void* operator new(size_t size) { return counted_new(size); }
 void* operator new[](size_t size) { return counted_new(size); }
+// The nothrow forms too (std::stable_sort's buffer uses them): ASan intercepts each form on its own, and a block
+// from its nothrow new must not reach the free() below.
+void* operator new(size_t size, const std::nothrow_t&) noexcept {
+  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1);
+  return std::malloc(size ? size : 1);
+}
+void* operator new[](size_t size, const std::nothrow_t& tag) noexcept { return operator new(size, tag); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, size_t) noexcept { std::free(p); }
