@@ -18,8 +18,22 @@ MemoryUse memory_use();
 // Sets the peak (VmHWM) to the current resident size; false where the kernel does not allow it.
 bool reset_peak_memory();
 
+// True in ASan and TSan builds, whose allocators add memory of their own to every block.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kHeapIsInstrumented = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kHeapIsInstrumented = true;
+#else
+constexpr bool kHeapIsInstrumented = false;
+#endif
+#else
+constexpr bool kHeapIsInstrumented = false;
+#endif
+
 struct PeakGrowth {
-  bool measured = false;  // false where /proc/self/clear_refs cannot reset the peak, or the work threw
+  bool measured = false;  // false where /proc/self/clear_refs cannot reset the peak, the work threw, or the
+                          // heap is instrumented (kHeapIsInstrumented)
   int64_t bytes = 0;      // how far the peak rose over the resident size right before the work
 };
 // Runs `work` here, with the peak reset first.

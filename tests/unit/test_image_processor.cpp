@@ -16,7 +16,7 @@ struct SizeCase {
   int64_t height, width, expected_height, expected_width;
 };
 
-TEST(SmartResize, WorkedExamplesOfSpecSection3_2) {
+TEST(SmartResize, WorkedExamplesAtTheReleasedBudget) {
   // (h, w) -> (h_bar, w_bar) with the released budget, and the number of merged tokens.
   const struct {
     int64_t h, w, h_bar, w_bar, tokens;
@@ -71,7 +71,7 @@ TEST(SmartResize, AspectRatioOver200IsAnError) {
   EXPECT_THROW(smart_resize_qwen_vl_utils(1, 201, 32, 4096, 16777216), Error);
 }
 
-TEST(SmartResizeQwenVlUtils, ExamplesOfSpecSection3_5) {
+TEST(SmartResizeQwenVlUtils, WorkedExamplesAtItsImageDefaults) {
   const int64_t min_pixels = 4 * 32 * 32, max_pixels = 16384 * 32 * 32;  // qwen-vl-utils' image defaults
   EXPECT_EQ(smart_resize_qwen_vl_utils(224, 224, 32, min_pixels, max_pixels),
             std::make_pair(int64_t{224}, int64_t{224}));
@@ -161,7 +161,7 @@ Image coordinate_image(int width, int height) {
   return image;
 }
 
-TEST(Patchify, RowAndElementOrderOfSpecSection20) {
+TEST(Patchify, RowAndElementOrderOfTransformersPatchify) {
   ImageProcessorConfig config;
   config.do_normalize = false;
   config.do_rescale = false;                     // pixel_values are then the uint8 values themselves

@@ -161,7 +161,7 @@ constexpr SpecialToken kSpecials[] = {
     {"<think>", 151667, false},            {"</think>", 151668, false},
 };
 
-TEST(Tokenizer, SpecialTokenIdsPerSpec) {
+TEST(Tokenizer, SpecialTokenIdsOfQwen3) {
   EXPECT_EQ(tok().vocab_size(), 151669);
   for (const auto& s : kSpecials) {
     EXPECT_EQ(tok().token_to_id(s.text), s.id) << s.text;
