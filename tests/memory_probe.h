@@ -18,18 +18,18 @@ MemoryUse memory_use();
 // Sets the peak (VmHWM) to the current resident size; false where the kernel does not allow it.
 bool reset_peak_memory();
 
-// True in ASan and TSan builds, whose allocators add memory of their own to every block.
+// 1 in ASan and TSan builds, whose allocators own operator new and add memory of their own to every block.
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kHeapIsInstrumented = true;
+#define QWEN3VL_TEST_HEAP_INSTRUMENTED 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr bool kHeapIsInstrumented = true;
-#else
-constexpr bool kHeapIsInstrumented = false;
+#define QWEN3VL_TEST_HEAP_INSTRUMENTED 1
 #endif
-#else
-constexpr bool kHeapIsInstrumented = false;
 #endif
+#ifndef QWEN3VL_TEST_HEAP_INSTRUMENTED
+#define QWEN3VL_TEST_HEAP_INSTRUMENTED 0
+#endif
+constexpr bool kHeapIsInstrumented = QWEN3VL_TEST_HEAP_INSTRUMENTED;
 
 struct PeakGrowth {
   bool measured = false;  // false where /proc/self/clear_refs cannot reset the peak, the work threw, or the
