@@ -150,30 +150,6 @@ size_t text_chunk_size(const uint8_t* type, const uint8_t* body, size_t length) 
   return 0;
 }
 
-// Walks the chunk list and refuses the image when its text is over Pillow's limits. Returns how many bytes libpng
-// may read: a chunk that does not fit the file ends the walk and the data there, since libpng allocates a chunk's
-// declared length before reading it (a 100-byte file declaring a 1 GB iTXt chunk got 1 GB); it then meets the end
-// of the data at that chunk's header, the same damage it would have found in the chunk.
-size_t check_text_chunks(const uint8_t* data, size_t size, const DecodeContext& context) {
-  size_t total = 0;
-  for (size_t at = 8; at + 12 <= size;) {
-    const uint32_t length = read_be32(data + at);
-    if (length > size - at - 12) return at;
-    const uint8_t* type = data + at + 4;
-    if (std::memcmp(type, "IEND", 4) == 0) break;
-    const size_t text = text_chunk_size(type, data + at + 8, length);
-    if (text > kMaxTextChunkBytes && std::memcmp(type, "tEXt", 4) != 0)
-      throw_error(context.name, ": a PNG ", std::string(reinterpret_cast<const char*>(type), 4),
-                  " chunk inflates to more than 1 MiB (Pillow's MAX_TEXT_CHUNK): refused as a decompression bomb");
-    total += text;
-    if (total > kMaxTextMemoryBytes)
-      throw_error(context.name, ": PNG text chunks hold more than 64 MiB (Pillow's MAX_TEXT_MEMORY): refused as a "
-                  "decompression bomb");
-    at += size_t{12} + length;
-  }
-  return size;
-}
-
 // libpng reports errors by longjmp to the last setjmp on png_jmpbuf. Every libpng call that can fail runs in one of
 // these small steps, whose frames hold nothing with a destructor: the jump skips no C++ object, and the caller
 // throws once the step has returned false (reader.message says why).
@@ -212,8 +188,34 @@ void read_end_step(png_structp png, png_infop end_info) {
 
 }  // namespace
 
+// Walks the chunk list and refuses the image when its text is over Pillow's limits. Returns how many bytes libpng
+// may read: a chunk that does not fit the file, header and CRC included, ends the walk and the data there, since
+// libpng allocates a chunk's declared length before reading it, even after warning that it is too large (a 100-byte
+// file declaring a 1 GB iTXt chunk got 1 GB; a 413-byte one ending in 9 bytes of zTXt header declaring 1.4 GB got
+// 1.4 GB); it then meets the end of the data at that chunk's header, the same damage it would have found there.
+size_t png_readable_size(const uint8_t* data, size_t size, const DecodeContext& context) {
+  size_t total = 0;
+  for (size_t at = 8; at < size;) {
+    if (size - at < 12) return at;  // a header cut short declares a length the file cannot hold either
+    const uint32_t length = read_be32(data + at);
+    if (length > size - at - 12) return at;
+    const uint8_t* type = data + at + 4;
+    if (std::memcmp(type, "IEND", 4) == 0) break;
+    const size_t text = text_chunk_size(type, data + at + 8, length);
+    if (text > kMaxTextChunkBytes && std::memcmp(type, "tEXt", 4) != 0)
+      throw_error(context.name, ": a PNG ", std::string(reinterpret_cast<const char*>(type), 4),
+                  " chunk inflates to more than 1 MiB (Pillow's MAX_TEXT_CHUNK): refused as a decompression bomb");
+    total += text;
+    if (total > kMaxTextMemoryBytes)
+      throw_error(context.name, ": PNG text chunks hold more than 64 MiB (Pillow's MAX_TEXT_MEMORY): refused as a "
+                  "decompression bomb");
+    at += size_t{12} + length;
+  }
+  return size;
+}
+
 Decoded decode_png(const uint8_t* data, size_t size, const DecodeContext& context) {
-  const size_t readable = check_text_chunks(data, size, context);
+  const size_t readable = png_readable_size(data, size, context);
   Decoded decoded;
   Reader reader{data, readable, 0, {0}, false};
   struct Handles {

@@ -36,6 +36,10 @@ void allocate(Image& image, int64_t width, int64_t height);
 
 Decoded decode_jpeg(const uint8_t* data, size_t size, const DecodeContext& context);
 Decoded decode_png(const uint8_t* data, size_t size, const DecodeContext& context);
+// How many leading bytes of a PNG decode_png hands to libpng: all of them, or up to the first chunk whose declared
+// length does not fit the file (libpng allocates that length before reading). Throws when the text chunks are over
+// Pillow's limits.
+size_t png_readable_size(const uint8_t* data, size_t size, const DecodeContext& context);
 Decoded decode_webp(const uint8_t* data, size_t size, const DecodeContext& context);
 Decoded decode_gif(const uint8_t* data, size_t size, const DecodeContext& context);
 Decoded decode_bmp(const uint8_t* data, size_t size, const DecodeContext& context);

@@ -11,6 +11,7 @@
 #include "memory_probe.h"
 #include "test_util.h"
 #include "vision/image_decode.h"
+#include "vision/image_formats.h"
 
 namespace qwen3vl {
 namespace {
@@ -116,6 +117,31 @@ TEST(ImageBombs, PngWithTextWithinPillowsLimitsDecodes) {
   const Image image = decode(png_with_text(chunks));
   EXPECT_EQ(image.width, 1);
   EXPECT_EQ(image.rgb, (std::vector<uint8_t>{200, 200, 200}));
+}
+
+TEST(ImageBombs, PngChunkDeclaringMoreThanTheFileHoldsIsCutBeforeLibpngAllocatesIt) {
+  // libpng allocates a chunk's declared length before reading it, even past its own "too large" warning, so the
+  // data it sees ends before such a chunk. Cases: a 1.4 GB zTXt declared by the file's last 9 bytes (a fuzz
+  // finding, 1.4 GB allocated), by a full header with a little body, and a chunk that fits exactly (not cut).
+  const std::string ihdr = be32(1) + be32(1) + std::string("\x08\x00\x00\x00\x00", 5);
+  const std::string head = std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", ihdr);
+  const std::string huge = be32(0x5600000d) + "zTXt";
+  const std::string whole = head + png_chunk("tEXt", std::string("Title\0x", 7));
+  const std::string name = "cut.png";
+  const image_formats::DecodeContext context{name, 0};
+  auto readable = [&](const std::string& file) {
+    return image_formats::png_readable_size(reinterpret_cast<const uint8_t*>(file.data()), file.size(), context);
+  };
+  EXPECT_EQ(readable(head + huge + "\x01"), head.size());
+  EXPECT_EQ(readable(head + huge + std::string(64, 'z')), head.size());
+  EXPECT_EQ(readable(head + "\x00\x00"), head.size());
+  EXPECT_EQ(readable(whole), whole.size());
+  try {
+    decode(head + huge + "\x01", name);
+    ADD_FAILURE() << "a PNG cut inside a chunk header decoded";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("cut.png: PNG file is truncated"), std::string::npos) << error.what();
+  }
 }
 
 // A width x height progressive JPEG (libjpeg's standard progression) with `components` of 1 or 3.
