@@ -22,7 +22,9 @@ SamplingParams default_sampling(const GenerationConfig& config) {
 }
 
 GenerationResult generate(const LoadedModel& model, const GenerationRequest& request, const TextCallback& on_text) {
-  const TextDecoder& decoder = *model.decoder;
+  std::optional<TextDecoder> adapted;  // the decoder over the request's adapter set, when it has one
+  if (request.adapters) adapted.emplace(model.config, request.adapters->text(), model.decoder->context());
+  const TextDecoder& decoder = adapted ? *adapted : *model.decoder;
   const TextConfig& text_config = model.config.text_config;
   const int64_t n_prompt = static_cast<int64_t>(request.prompt_ids.size());
   if (n_prompt == 0) throw_error("the prompt is empty");
@@ -46,7 +48,7 @@ GenerationResult generate(const LoadedModel& model, const GenerationRequest& req
 
   Stopwatch vision_clock;
   const PrefillInputs prefill = build_prefill(model, request.prompt_ids, request.images, request.image_features,
-                                              request.videos);
+                                              request.videos, request.adapters.get());
   result.stats.vision_seconds = vision_clock.seconds();
   const DeepstackInjection deepstack = prefill.deepstack();
   Stopwatch prefill_clock;

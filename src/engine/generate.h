@@ -9,6 +9,7 @@
 
 #include "engine/loaded_model.h"
 #include "engine/sampler.h"
+#include "model/lora_adapter.h"
 #include "vision/video_processor.h"
 
 namespace qwen3vl {
@@ -26,6 +27,8 @@ struct GenerationRequest {
   SamplingParams sampling;
   std::vector<int32_t> stop_token_ids;     // generation ends after one of these; it is not part of the text
   std::vector<std::string> stop_strings;   // generation ends where one appears; the text stops before it
+  // LoRA adapters this request runs with (model/lora_adapter.h); null: the checkpoint alone.
+  std::shared_ptr<const AdaptedWeights> adapters;
 };
 
 struct GenerationStats {

@@ -5,9 +5,21 @@
 #include "core/error.h"
 
 namespace qwen3vl {
+namespace {
+
+// Runs the request's tower: the model's own, or one over the adapter set's weights when it changes the tower.
+VisionOutput run_tower(const LoadedModel& model, const AdaptedWeights* adapters, const float* pixels,
+                       const std::vector<GridTHW>& grids) {
+  if (!adapters || !adapters->touches_vision()) return model.vision->forward(pixels, grids);
+  const VisionEncoder tower(model.config, *adapters->vision(), model.vision->context());
+  return tower.forward(pixels, grids);
+}
+
+}  // namespace
 
 std::vector<std::shared_ptr<const VisionOutput>> encode_images(const LoadedModel& model,
-                                                               const std::vector<ProcessedImage>& images) {
+                                                               const std::vector<ProcessedImage>& images,
+                                                               const AdaptedWeights* adapters) {
   std::vector<std::shared_ptr<const VisionOutput>> out;
   if (images.empty()) return out;
   if (!model.vision) throw_error(model.dir, ": the checkpoint has no vision tower, but the prompt has images");
@@ -23,7 +35,7 @@ std::vector<std::shared_ptr<const VisionOutput>> encode_images(const LoadedModel
                   " patches) do not match the vision tower's patch width ", row_width);
     pixel_values.insert(pixel_values.end(), image.pixel_values.begin(), image.pixel_values.end());
   }
-  const VisionOutput vision = model.vision->forward(pixel_values.data(), grids);
+  const VisionOutput vision = run_tower(model, adapters, pixel_values.data(), grids);
 
   const int64_t merge = model.config.vision_config.spatial_merge_size;
   int64_t total_rows = 0;
@@ -45,7 +57,8 @@ std::vector<std::shared_ptr<const VisionOutput>> encode_images(const LoadedModel
 }
 
 std::vector<std::shared_ptr<const VisionOutput>> encode_videos(const LoadedModel& model,
-                                                               const std::vector<ProcessedVideo>& videos) {
+                                                               const std::vector<ProcessedVideo>& videos,
+                                                               const AdaptedWeights* adapters) {
   std::vector<std::shared_ptr<const VisionOutput>> out;
   if (videos.empty()) return out;
   if (!model.vision) throw_error(model.dir, ": the checkpoint has no vision tower, but the prompt has videos");
@@ -66,7 +79,7 @@ std::vector<std::shared_ptr<const VisionOutput>> encode_videos(const LoadedModel
     for (const ProcessedVideo& video : videos) joined.insert(joined.end(), video.pixel_values.begin(), video.pixel_values.end());
     pixels = joined.data();
   }
-  const VisionOutput vision = model.vision->forward(pixels, grids);
+  const VisionOutput vision = run_tower(model, adapters, pixels, grids);
   const int64_t merge = model.config.vision_config.spatial_merge_size;
   int64_t total_rows = 0;
   for (const GridTHW& grid : grids) total_rows += grid.merged_tokens(merge);
@@ -87,12 +100,15 @@ std::vector<std::shared_ptr<const VisionOutput>> encode_videos(const LoadedModel
 PrefillInputs build_prefill(const LoadedModel& model, const std::vector<int32_t>& input_ids,
                             const std::vector<ProcessedImage>& images,
                             const std::vector<std::shared_ptr<const VisionOutput>>& precomputed,
-                            const std::vector<ProcessedVideo>& videos) {
+                            const std::vector<ProcessedVideo>& videos, const AdaptedWeights* adapters) {
   const int64_t hidden = model.config.text_config.hidden_size;
   const int64_t n = static_cast<int64_t>(input_ids.size());
   PrefillInputs prefill;
   prefill.embeds.resize(static_cast<size_t>(n * hidden));
-  model.decoder->embed(input_ids.data(), n, prefill.embeds.data());
+  if (adapters)  // modules_to_save may replace embed_tokens
+    TextDecoder(model.config, adapters->text(), model.decoder->context()).embed(input_ids.data(), n, prefill.embeds.data());
+  else
+    model.decoder->embed(input_ids.data(), n, prefill.embeds.data());
 
   std::vector<GridTHW> grids, video_grids;
   for (const ProcessedImage& image : images) grids.push_back(image.grid);
@@ -116,10 +132,10 @@ PrefillInputs build_prefill(const LoadedModel& model, const std::vector<int32_t>
       encode_index.push_back(i);
     }
   }
-  std::vector<std::shared_ptr<const VisionOutput>> encoded = encode_images(model, to_encode);
+  std::vector<std::shared_ptr<const VisionOutput>> encoded = encode_images(model, to_encode, adapters);
   for (size_t k = 0; k < encoded.size(); ++k) features[encode_index[k]] = std::move(encoded[k]);
   // Videos: a tower call of their own, as Qwen3VLModel.get_video_features.
-  const std::vector<std::shared_ptr<const VisionOutput>> video_features = encode_videos(model, videos);
+  const std::vector<std::shared_ptr<const VisionOutput>> video_features = encode_videos(model, videos, adapters);
 
   std::vector<int64_t> image_rows, video_rows;
   for (int64_t row = 0; row < n; ++row) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/loaded_model.h"
+#include "model/lora_adapter.h"
 #include "model/rope_index.h"
 #include "model/text_decoder.h"
 #include "vision/image_processor.h"
@@ -26,13 +27,16 @@ struct PrefillInputs {
 // The vision tower's output for each image on its own: embeds [merged tokens of the image, hidden] and each DeepStack
 // level likewise. All images go through one tower call (each its own attention segment), then the rows are split,
 // so the result equals what build_prefill scatters. Callers may keep an entry (e.g. in a cache keyed by image
-// content and pixel budget) and pass it back to build_prefill as precomputed features.
+// content, pixel budget and the adapters that change the tower) and pass it back to build_prefill as precomputed
+// features. `adapters`: the request's adapter set (null: none).
 std::vector<std::shared_ptr<const VisionOutput>> encode_images(const LoadedModel& model,
-                                                               const std::vector<ProcessedImage>& images);
+                                                               const std::vector<ProcessedImage>& images,
+                                                               const AdaptedWeights* adapters = nullptr);
 
 // The same for videos: one tower call for all of them (HF encodes images and videos in separate calls).
 std::vector<std::shared_ptr<const VisionOutput>> encode_videos(const LoadedModel& model,
-                                                               const std::vector<ProcessedVideo>& videos);
+                                                               const std::vector<ProcessedVideo>& videos,
+                                                               const AdaptedWeights* adapters = nullptr);
 
 // `images` / `videos` in the order of their placeholder groups in `input_ids`. Throws Error when the counts disagree.
 // Image rows get the image features, video rows the video features; DeepStack rows follow sequence order.
@@ -41,6 +45,7 @@ std::vector<std::shared_ptr<const VisionOutput>> encode_videos(const LoadedModel
 PrefillInputs build_prefill(const LoadedModel& model, const std::vector<int32_t>& input_ids,
                             const std::vector<ProcessedImage>& images,
                             const std::vector<std::shared_ptr<const VisionOutput>>& precomputed = {},
-                            const std::vector<ProcessedVideo>& videos = {});
+                            const std::vector<ProcessedVideo>& videos = {},
+                            const AdaptedWeights* adapters = nullptr);
 
 }  // namespace qwen3vl

@@ -33,6 +33,7 @@ class VisionEncoder {
                        const TensorHook& hook = nullptr) const;
 
   Precision precision() const { return precision_; }
+  const ops::Context& context() const { return ctx_; }
   // Patches per image row of pixel_values (1536 for the released models).
   int64_t patch_dim() const { return weights_.patch_embed.weight.cols; }
 

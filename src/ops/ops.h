@@ -25,13 +25,22 @@ inline float round_to(Precision precision, float value) {
 // InOut: [in_features, out_features], input-major (y = x · W), as the fused MoE expert tensors are stored on disk.
 enum class WeightLayout { OutIn, InOut };
 
+struct LoraTerm;  // below
+struct LoraTerms {
+  const LoraTerm* terms = nullptr;
+  int count = 0;
+};
+
 // A 2-D weight: rows = out_features, cols = in_features whatever the layout; `layout` says how they are stored.
+// `lora`: the LoRA adapters bound to this weight (a copy of the checkpoint's views made per adapter set, see
+// model/lora_adapter.h); ops::linear adds them to its result. Empty for the checkpoint's own weights.
 struct WeightMatrix {
   DType dtype = DType::F32;
   const void* data = nullptr;
   int64_t rows = 0;
   int64_t cols = 0;
   WeightLayout layout = WeightLayout::OutIn;
+  LoraTerms lora = {};
 };
 
 // A 1-D weight (norm scales).
@@ -39,6 +48,21 @@ struct WeightVector {
   DType dtype = DType::F32;
   const void* data = nullptr;
   int64_t size = 0;
+};
+
+// One LoRA adapter's term on a linear, as PEFT's LoRA Linear.forward (peft/tuners/lora/layer.py) adds it:
+//   result = base_layer(x)                                   (rounded to the activation dtype)
+//   result = result + lora_B(lora_A(x)) * scaling            (in float: PEFT's autocast_adapter_dtype keeps the
+//                                                             adapter weights in fp32 whatever the base dtype)
+//   result = result.to(base dtype)                           (one rounding after all terms)
+// lora_A [r, in] and lora_B [out, r] are F32 weights (OutIn). A DoRA term (peft/tuners/lora/dora.py
+// DoraLinearLayer.forward) also has dora_scale [out] = magnitude / ||W + scaling * B A|| per output row, and adds
+//   (dora_scale - 1) * (result - bias) + dora_scale * lora_B(lora_A(x)) * scaling.
+struct LoraTerm {
+  WeightMatrix lora_A;
+  WeightMatrix lora_B;
+  float scaling = 1.0f;
+  const float* dora_scale = nullptr;
 };
 
 class ThreadPool;  // core/thread_pool.h
@@ -62,6 +86,8 @@ struct Context {
 // here. With a bias the sum is rounded ONCE, as PyTorch's
 // addmm (nn.Linear on 2-D input) adds the bias inside the float accumulator before the bf16 cast.
 // Both layouts: an InOut weight is read in place (one pass over its bytes), never transposed or copied.
+// The weight's LoRA terms (w.lora, LoraTerm above) are added to that result without a merged copy of the weight,
+// for every base format.
 void linear(const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision,
             const WeightVector* bias = nullptr);
 

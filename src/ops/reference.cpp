@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "ops/ops.h"
+#include "ops/lora.h"
 #include "ops/quant.h"
 
 namespace qwen3vl {
@@ -131,8 +132,8 @@ static void linear_quantized(const float* x, int64_t n, const WeightMatrix& w, f
   }
 }
 
-void linear(const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision,
-            const WeightVector* bias) {
+static void linear_base(const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision,
+                        const WeightVector* bias) {
   if (is_quantized(w.dtype)) {
     if (w.layout != WeightLayout::OutIn) throw_error("internal: a quantized weight must be stored out-major");
     return linear_quantized(x, n, w, y, precision, bias);
@@ -148,6 +149,19 @@ void linear(const float* x, int64_t n, const WeightMatrix& w, float* y, Precisio
       y[i * w.rows + j] = round_to(precision, bias ? acc + b : acc);
     }
   }
+}
+
+void linear(const float* x, int64_t n, const WeightMatrix& w, float* y, Precision precision,
+            const WeightVector* bias) {
+  lora::check_terms(w);
+  linear_base(x, n, w, y, precision, bias);
+  if (w.lora.count == 0) return;
+  std::vector<float> scratch(lora::scratch_floats(n, w));
+  lora::apply(x, n, w, bias, precision, scratch.data(),
+              [](const float* in, int64_t rows, const WeightMatrix& m, float* out) {
+                linear_base(in, rows, m, out, Precision::F32, nullptr);
+              },
+              y);
 }
 
 void embedding(const WeightMatrix& table, const int32_t* ids, int64_t n, float* out) {

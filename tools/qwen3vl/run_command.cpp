@@ -37,6 +37,7 @@ CLI::App* add_run_command(CLI::App& app, RunOptions& o) {
                   "'none' prints the reply as generated")
       ->check(CLI::IsMember({"separate", "none"}));
   add_weight_format_options(run, o.formats);
+  add_lora_options(run, o.lora);
   add_image_options(run, o.images);
   add_video_options(run, o.videos);
   return run;
@@ -68,9 +69,10 @@ int run_command(const RunOptions& o) {
   load_options.threads = o.threads;
   apply_weight_formats(o.formats, load_options);
   const auto model = load_model(o.model_dir, load_options);
+  GenerationRequest request;
+  request.adapters = load_lora_specs(o.lora, *model);
   const double load_seconds = load_clock.seconds();
 
-  GenerationRequest request;
   request.images = load_images(o.images, *model);
   request.videos = load_videos(o.videos, *model);
   const int64_t merge = model->config.vision_config.spatial_merge_size;

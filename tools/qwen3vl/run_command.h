@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "image_options.h"
+#include "lora_options.h"
 #include "video_options.h"
 #include "weight_format_options.h"
 
@@ -34,6 +35,7 @@ struct RunOptions {
   VideoCliOptions videos;
   int threads = 0;  // 0: one per processor core
   WeightFormatOptions formats;
+  std::vector<std::string> lora;  // --lora DIR[:SCALE]
   std::string reasoning_format = "separate";  // Thinking checkpoints: "separate" (reasoning to stderr) or "none"
 };
 

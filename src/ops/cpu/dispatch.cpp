@@ -14,6 +14,7 @@
 #include "core/thread_pool.h"
 #include "ops/cpu/kernels.h"
 #include "ops/ops.h"
+#include "ops/lora.h"
 
 namespace qwen3vl {
 namespace ops {
@@ -254,15 +255,37 @@ void linear(const Context& ctx, const float* x, int64_t n, const WeightMatrix& w
   linear_group(ctx, x, n, &out, 1, precision);
 }
 
+namespace {
+
+// The LoRA terms of each output (ops/lora.h), their two small matmuls on the same pool and kernels in float.
+void apply_lora(const Context& ctx, const float* x, int64_t n, const LinearOutput* outputs, int count,
+                Precision precision) {
+  for (int i = 0; i < count; ++i) {
+    const LinearOutput& out = outputs[i];
+    if (out.w->lora.count == 0) continue;
+    float* scratch = static_cast<float*>(  // slot 4: LoRA intermediates
+        cpu::thread_scratch(4, lora::scratch_floats(n, *out.w) * sizeof(float)));
+    lora::apply(x, n, *out.w, out.bias, precision, scratch,
+                [&ctx](const float* in, int64_t rows, const WeightMatrix& m, float* result) {
+                  linear(ctx, in, rows, m, result, Precision::F32);
+                },
+                out.y);
+  }
+}
+
+}  // namespace
+
 void linear_group(const Context& ctx, const float* x, int64_t n, const LinearOutput* outputs, int count,
                   Precision precision) {
   for (int i = 0; i < count; ++i) {
     check_matrix(*outputs[i].w);
     if (outputs[i].bias) check_vector(*outputs[i].bias, "linear bias");
+    lora::check_terms(*outputs[i].w);
   }
   const cpu::Kernels& k = cpu::kernels_of(ctx);
   if (!k.linear_columns) {
-    for (int i = 0; i < count; ++i) reference::linear(x, n, *outputs[i].w, outputs[i].y, precision, outputs[i].bias);
+    for (int i = 0; i < count; ++i)
+      reference::linear(x, n, *outputs[i].w, outputs[i].y, precision, outputs[i].bias);
     return;
   }
   if (!share_x(outputs, count)) {
@@ -300,6 +323,7 @@ void linear_group(const Context& ctx, const float* x, int64_t n, const LinearOut
         k.linear_columns(jobs[i], (a - units[i]) * granule, std::min(outputs[i].w->rows, (b - units[i]) * granule));
     }
   });
+  apply_lora(ctx, x, n, outputs, count, precision);
 }
 
 void rms_norm(const Context& ctx, const float* x, int64_t rows, int64_t dim, const WeightVector& weight, float eps,

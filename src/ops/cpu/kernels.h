@@ -115,8 +115,8 @@ Isa parse_isa(const char* name);
 
 // Per-thread scratch memory for the kernels: 64-byte aligned, grown on demand and kept for the thread's life, so a
 // steady decode loop allocates nothing. `slot` < 8 picks one of independent buffers: 0 linear weight panels,
-// 1 quantized weight rows unpacked for a panel, 2 linear bias, 3 linear packed x, 5 attention scores, 6 attention
-// rows, 7 packed keys and values.
+// 1 quantized weight rows unpacked for a panel, 2 linear bias, 3 linear packed x, 4 LoRA intermediates,
+// 5 attention scores, 6 attention rows, 7 packed keys and values.
 void* thread_scratch(int slot, size_t bytes);
 // How many times any thread's scratch was (re)allocated so far (tests check that a warm decode loop adds none).
 int64_t scratch_allocations();
