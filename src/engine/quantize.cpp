@@ -1,42 +1,26 @@
 #include "engine/quantize.h"
 
-#include <unistd.h>
-
-#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "engine/loaded_model.h"
+#include "engine/output_dir.h"
 #include "ops/quant.h"
 
 namespace qwen3vl {
 namespace {
 
-namespace fs = std::filesystem;
-
 void report(const QuantizeOptions& options, const std::string& line) {
   if (options.progress) options.progress(line);
 }
-
-// Removes the temporary directory unless the run completed.
-struct TemporaryDir {
-  fs::path path;
-  bool keep = false;
-  ~TemporaryDir() {
-    if (keep) return;
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-};
 
 }  // namespace
 
 void quantize_checkpoint(const std::string& in_dir, const std::string& out_dir, const QuantizeOptions& options) {
   if (!is_quantized(options.weight_format))
     throw_error("quantize: --format must be q8 or q4, not ", weight_format_name(options.weight_format));
-  const fs::path out = fs::path(out_dir).lexically_normal();
-  if (fs::exists(out)) throw_error(out_dir, ": already exists (quantize writes a new directory)");
+  PartialDir partial(out_dir);
 
   LoadOptions load;
   load.require_tokenizer = false;
@@ -80,21 +64,10 @@ void quantize_checkpoint(const std::string& in_dir, const std::string& out_dir, 
   metadata["qwen3vl.weight_format"] = weight_format_name(options.weight_format);
   if (options.vision_format) metadata["qwen3vl.vision_format"] = weight_format_name(*options.vision_format);
 
-  TemporaryDir tmp{out.parent_path() / (out.filename().string() + ".partial-" + std::to_string(::getpid()))};
-  fs::create_directories(tmp.path);
-  for (const fs::directory_entry& entry : fs::directory_iterator(in_dir)) {
-    const std::string file = entry.path().filename().string();
-    if (!entry.is_regular_file() || entry.path().extension() == ".safetensors" ||
-        file == "model.safetensors.index.json")
-      continue;
-    fs::copy_file(entry.path(), tmp.path / file);
-  }
+  partial.copy_non_weight_files(in_dir);
   report(options, "writing " + std::to_string(tensors.size()) + " tensors to " + out_dir + "/model.safetensors");
-  write_safetensors((tmp.path / "model.safetensors").string(), tensors, metadata);
-  std::error_code error;
-  fs::rename(tmp.path, out, error);
-  if (error) throw_error(out_dir, ": cannot rename ", tmp.path.string(), " to it: ", error.message());
-  tmp.keep = true;
+  write_safetensors((partial.path() / "model.safetensors").string(), tensors, metadata);
+  partial.commit();
   report(options, "done: " + out_dir);
 }
 

@@ -227,19 +227,28 @@ std::vector<float> dora_scale(const WeightMatrix& w, const LoraModule& m, float 
   std::vector<float> scale(static_cast<size_t>(w.rows)), row(static_cast<size_t>(w.cols));
   for (int64_t j = 0; j < w.rows; ++j) {
     weight_row(w, j, row.data());
-    double sum = 0.0;
     for (int64_t c = 0; c < w.cols; ++c) {
-      float lora_weight = 0.f;  // (lora_B(lora_A(eye)).T)[j, c]
-      for (int64_t k = 0; k < m.rank; ++k) lora_weight += m.lora_A[k * w.cols + c] * m.lora_B[j * m.rank + k];
-      const float value = row[c] + scaling * lora_weight;
-      sum += static_cast<double>(value) * value;
+      float lora_weight = 0.f;  // (lora_B(lora_A(eye)).T)[j, c], accumulated with fused multiply-adds as torch's mm
+      for (int64_t k = 0; k < m.rank; ++k) lora_weight = std::fma(m.lora_A[k * w.cols + c], m.lora_B[j * m.rank + k], lora_weight);
+      row[c] = row[c] + scaling * lora_weight;
     }
-    scale[j] = m.magnitude[j] / static_cast<float>(std::sqrt(sum));
+    scale[j] = m.magnitude[j] / torch_row_norm(row.data(), w.cols);
   }
   return scale;
 }
 
 }  // namespace
+
+float torch_row_norm(const float* row, int64_t count) {
+  float lanes[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  for (int64_t c = 0; c < count; ++c) {
+    const float square = row[c] * row[c];
+    lanes[c % 8] = lanes[c % 8] + square;
+  }
+  float sum = 0.f;
+  for (float lane : lanes) sum = sum + lane;
+  return std::sqrt(sum);
+}
 
 std::shared_ptr<const LoraAdapter> LoraAdapter::load(const std::string& dir, const TextWeights& text,
                                                      const VisionWeights* vision) {

@@ -15,7 +15,7 @@ void add_lora_options(CLI::App* command, std::vector<std::string>& specs) {
                       "up in the order given)");
 }
 
-ActiveAdapter parse_lora_spec(const std::string& spec, const LoadedModel& model) {
+LoraSpec split_lora_spec(const std::string& spec) {
   std::string dir = spec;
   double scale = 1.0;
   // A trailing ":number" is the scale; a folder name may hold ':' itself.
@@ -32,12 +32,15 @@ ActiveAdapter parse_lora_spec(const std::string& spec, const LoadedModel& model)
     }
   }
   if (dir.empty()) throw_error("--lora ", spec, ": no adapter folder");
-  return ActiveAdapter{load_adapter(model, dir), scale};
+  return {dir, scale};
 }
 
 std::shared_ptr<const AdaptedWeights> load_lora_specs(const std::vector<std::string>& specs, const LoadedModel& model) {
   std::vector<ActiveAdapter> adapters;
-  for (const std::string& spec : specs) adapters.push_back(parse_lora_spec(spec, model));
+  for (const std::string& spec : specs) {
+    const LoraSpec parsed = split_lora_spec(spec);
+    adapters.push_back({load_adapter(model, parsed.dir), parsed.scale});
+  }
   return bind_adapters(model, std::move(adapters));
 }
 

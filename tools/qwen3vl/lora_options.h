@@ -14,8 +14,12 @@ namespace cli {
 
 void add_lora_options(CLI::App* command, std::vector<std::string>& specs);
 
+struct LoraSpec {
+  std::string dir;
+  double scale = 1.0;
+};
 // "DIR" or "DIR:SCALE" (SCALE a finite number); throws Error naming the option for anything else.
-ActiveAdapter parse_lora_spec(const std::string& spec, const LoadedModel& model);
+LoraSpec split_lora_spec(const std::string& spec);
 
 // The adapters of the specs bound to the model; null when there are none.
 std::shared_ptr<const AdaptedWeights> load_lora_specs(const std::vector<std::string>& specs, const LoadedModel& model);

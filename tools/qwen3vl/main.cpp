@@ -8,6 +8,7 @@
 #include "eval_command.h"
 #include "info_command.h"
 #include "kld_command.h"
+#include "merge_lora_command.h"
 #include "quantize_command.h"
 #include "run_command.h"
 #include "serve_command.h"
@@ -30,6 +31,8 @@ int main(int argc, char** argv) {
   CLI::App* quantize = qwen3vl::cli::add_quantize_command(app, quantize_options);
   qwen3vl::cli::KldOptions kld_options;
   CLI::App* kld = qwen3vl::cli::add_kld_command(app, kld_options);
+  qwen3vl::cli::MergeLoraCommandOptions merge_lora_options;
+  CLI::App* merge_lora = qwen3vl::cli::add_merge_lora_command(app, merge_lora_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -43,6 +46,7 @@ int main(int argc, char** argv) {
     if (bench->parsed()) return qwen3vl::cli::bench_command(bench_options);
     if (quantize->parsed()) return qwen3vl::cli::quantize_command(quantize_options);
     if (kld->parsed()) return qwen3vl::cli::kld_command(kld_options);
+    if (merge_lora->parsed()) return qwen3vl::cli::merge_lora_command(merge_lora_options);
   } catch (const qwen3vl::Error& error) {
     std::fprintf(stderr, "error: %s\n", error.what());
     return 1;
