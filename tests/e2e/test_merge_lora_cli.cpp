@@ -110,7 +110,9 @@ void check_merge(const json& entry) {
               entry["name"].get<std::string>().c_str(), static_cast<long long>(identical),
               static_cast<long long>(total), worst_ulps);
   EXPECT_LE(worst_ulps, 1.0);
-  if (dtype == DType::BF16) EXPECT_GE(identical, total * 999 / 1000);
+  if (dtype == DType::BF16) {
+    EXPECT_GE(identical, total * 999 / 1000);
+  }
   EXPECT_GT(total, 0);
 
   if (dtype == DType::F32) {

@@ -106,11 +106,12 @@ void check_case(const LoadedModel& model, const std::shared_ptr<const AdaptedWei
   request.adapters = adapters;
   request.max_new_tokens = test_case["greedy"]["num_new_tokens"].get<int64_t>();
   const GenerationResult result = generate(model, request);
-  if (fp32 || test_case["greedy"]["step_min_top1_top2_gap"].get<float>() > diff)
+  if (fp32 || test_case["greedy"]["step_min_top1_top2_gap"].get<float>() > diff) {
     EXPECT_EQ(result.tokens, test_case["greedy"]["output_ids"].get<std::vector<int32_t>>());
-  else
+  } else {
     std::printf("    greedy ids not compared: a PEFT step margin of %g is within the deviation\n",
                 test_case["greedy"]["step_min_top1_top2_gap"].get<float>());
+  }
   EXPECT_NE(result.tokens, test_case["base"]["greedy_output_ids"].get<std::vector<int32_t>>())
       << "the adapter must change the reply";
 }
