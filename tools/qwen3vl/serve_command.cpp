@@ -127,6 +127,12 @@ CLI::App* add_serve_command(CLI::App& app, server::ServerOptions& o) {
   serve->add_option("--max-media-fetches", o.max_media_fetches,
                     "Connections (redirects included) one request may open for remote media (default 64)")
       ->check(CLI::Range(0, 100000));
+  serve->add_option("--lora", o.lora_adapters,
+                    "PEFT LoRA adapter to serve: NAME=DIR, or DIR named after its folder (repeatable; ids 0, 1, ... in "
+                    "this order). A request picks it by \"model\": NAME or by \"lora\": [{\"id\", \"scale\"}]")
+      ->allow_extra_args(false);
+  serve->add_option("--allowed-lora-dir", o.allowed_lora_dir,
+                    "Let POST /lora-adapters load adapters from folders inside this one (off by default)");
   serve->add_option_function<size_t>(
       "--image-cache-mb", [&o](const size_t& mib) { o.image_cache_bytes = mib << 20; },
       "Memory for cached vision outputs, in MiB; 0 disables (default 256)");
@@ -148,9 +154,11 @@ int serve_command(const server::ServerOptions& given) {
   const auto model = load_model(options.model_dir, load_options);
   server::HttpServer http(*model, options);
   const int port = http.bind();
-  std::fprintf(stderr, "serve: model %s loaded in %.2f s; listening on http://%s:%d (parallel %d, queue %d)\n",
-               options.model_dir.c_str(), load_clock.seconds(), options.host.c_str(), port, options.parallel,
-               options.max_queue);
+  const std::string adapters =
+      options.lora_adapters.empty() ? "" : " and " + std::to_string(options.lora_adapters.size()) + " LoRA adapters";
+  std::fprintf(stderr, "serve: model %s%s loaded in %.2f s; listening on http://%s:%d (parallel %d, queue %d)\n",
+               options.model_dir.c_str(), adapters.c_str(), load_clock.seconds(), options.host.c_str(), port,
+               options.parallel, options.max_queue);
   if (pipe2(g_stop_pipe, O_CLOEXEC) != 0) throw_error("serve: cannot create the signal pipe");
   std::thread stopper([&http] {
     char byte = 0;

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <set>
 #include <sstream>
 #include <nlohmann/json.hpp>
 
@@ -289,14 +290,39 @@ void check_json_shape(const std::string& body, int max_depth, size_t max_values)
 
 }  // namespace
 
-ChatRequest parse_chat_request(const std::string& body) {
+std::vector<LoraChoice> parse_lora_choices(const json& value, const std::string& param) {
+  if (!value.is_array())
+    bad_request(param, std::string("expected an array of {\"id\", \"scale\"} objects, got ") + type_name(value));
+  std::vector<LoraChoice> choices;
+  std::set<int64_t> seen;
+  for (size_t i = 0; i < value.size(); ++i) {
+    const std::string where = param + "[" + std::to_string(i) + "]";
+    const json& entry = value[i];
+    if (!entry.is_object()) bad_request(where, std::string("expected an object, got ") + type_name(entry));
+    const std::optional<int64_t> id = get_integer(entry, "id", where + ".id", 0, 1 << 30);
+    if (!id) bad_request(where + ".id", "missing");
+    if (!seen.insert(*id).second) bad_request(where + ".id", "adapter " + std::to_string(*id) + " is listed twice");
+    const json* scale = member(entry, "scale");
+    if (!scale) bad_request(where + ".scale", "missing");
+    if (!scale->is_number() || !std::isfinite(scale->get<double>()))
+      bad_request(where + ".scale", std::string("expected a finite number, got ") +
+                                        (scale->is_number() ? scale->dump() : type_name(*scale)));
+    choices.push_back({*id, scale->get<double>()});
+  }
+  return choices;
+}
+
+json parse_json_body(const std::string& body) {
   check_json_shape(body, 64, kMaxJsonValues);
-  json root;
   try {
-    root = json::parse(body);
+    return json::parse(body);
   } catch (const json::exception& error) {
     throw ApiError(400, std::string("the body is not valid JSON: ") + error.what(), "", "invalid_json");
   }
+}
+
+ChatRequest parse_chat_request(const std::string& body) {
+  json root = parse_json_body(body);
   if (!root.is_object()) bad_request("", std::string("the body must be a JSON object, got ") + type_name(root));
   ChatRequest request;
   if (const json* model = member(root, "model")) request.model = get_string(*model, "model");
@@ -340,6 +366,7 @@ ChatRequest parse_chat_request(const std::string& body) {
     read_pixel_budget(*kwargs, "mm_processor_kwargs.", request.min_pixels, request.max_pixels);
   }
   request.max_visual_tokens = get_integer(root, "max_visual_tokens", "max_visual_tokens", 1, 1 << 24);
+  if (const json* lora = member(root, "lora")) request.lora = parse_lora_choices(*lora, "lora");
   return request;
 }
 

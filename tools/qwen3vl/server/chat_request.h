@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "tokenizer/chat_template.h"
 
 namespace qwen3vl {
@@ -32,8 +34,14 @@ struct MediaPart {
   std::string detail;                              // image_url.detail: "", "auto", "low" or "high"
 };
 
+// One entry of llama-server's per-request `"lora": [{"id": N, "scale": S}]` (and of POST /lora-adapters' scales).
+struct LoraChoice {
+  int64_t id = 0;
+  double scale = 0.0;
+};
+
 struct ChatRequest {
-  std::string model;                    // empty: the served model
+  std::string model;                    // empty: the served model; else it or a LoRA adapter's name
   std::vector<ChatMessage> messages;    // for the chat template
   std::vector<MediaPart> media;
   bool stream = false;
@@ -46,10 +54,20 @@ struct ChatRequest {
   std::vector<std::string> stop;
   // Pixel budget for every image of the request (top level or mm_processor_kwargs), and the total visual tokens.
   std::optional<int64_t> min_pixels, max_pixels, max_visual_tokens;
+  // llama-server's "lora": when given, exactly these adapters run (unlisted ones are off), whatever `model` names.
+  std::optional<std::vector<LoraChoice>> lora;
 };
 
 // Throws ApiError (400) for malformed JSON, wrong types, out-of-range values and unsupported options.
 ChatRequest parse_chat_request(const std::string& body);
+
+// A JSON request body, refused (ApiError 400) when malformed, nested deeper than 64 levels or holding more than
+// 2^18 values (walking and freeing deep values recurses; each value costs a parsed node).
+nlohmann::json parse_json_body(const std::string& body);
+
+// [{"id": N, "scale": S}, ...]: each id a non-negative integer listed once, each scale a finite number. Throws
+// ApiError (400) naming the entry at fault under `param` ("lora[1].scale"). Whether the ids exist is the caller's.
+std::vector<LoraChoice> parse_lora_choices(const nlohmann::json& value, const std::string& param);
 
 }  // namespace server
 }  // namespace qwen3vl

@@ -22,12 +22,6 @@ namespace {
 // Decoded images kept between planning the budget and resizing; past this, an image is decoded again later.
 constexpr size_t kMaxKeptDecodedBytes = size_t{256} << 20;
 
-std::string folder_name(std::string dir) {
-  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-  const size_t slash = dir.rfind('/');
-  return slash == std::string::npos ? dir : dir.substr(slash + 1);
-}
-
 // Bytes of text in the conversation: a prompt with more than a few times its context in bytes cannot fit, and is
 // refused before the tokenizer spends time (and a heap entry per byte of one long word) on it.
 size_t text_bytes(const std::vector<ChatMessage>& messages) {
@@ -51,6 +45,7 @@ struct ChatService::ImageJob {
   const MediaPart* part = nullptr;
   std::string bytes;
   std::string hash;
+  std::string cache_key;                   // hash, budget and the adapters that change the tower
   int64_t width = 0, height = 0;
   std::optional<Image> decoded;
   int64_t min_pixels = 0, max_pixels = 0;  // the budget this image is processed with
@@ -59,6 +54,10 @@ struct ChatService::ImageJob {
   std::shared_ptr<const VisionOutput> features;
   bool cached = false;
 };
+
+std::string served_model_id(const ServerOptions& options) {
+  return options.model_alias.empty() ? folder_name(options.model_dir) : options.model_alias;
+}
 
 nlohmann::ordered_json grounding_json(const std::string& answer, const std::vector<PreparedChat::ImageInfo>& images) {
   nlohmann::ordered_json grounding = nlohmann::ordered_json::array();
@@ -76,16 +75,11 @@ nlohmann::ordered_json grounding_json(const std::string& answer, const std::vect
   return grounding.empty() ? nlohmann::ordered_json() : grounding;
 }
 
-ChatService::ChatService(const LoadedModel& model, const ServerOptions& options, ImageCache& cache)
-    : model_(model), options_(options), cache_(cache), media_(options), videos_(model, options, media_),
-      model_id_(options.model_alias.empty() ? folder_name(options.model_dir) : options.model_alias),
+ChatService::ChatService(const LoadedModel& model, const ServerOptions& options, ImageCache& cache,
+                         LoraRegistry& adapters)
+    : model_(model), options_(options), cache_(cache), adapters_(adapters), media_(options),
+      videos_(model, options, media_),
       context_size_(std::min<int64_t>(options.ctx_size, model.config.text_config.max_position_embeddings)) {}
-
-void ChatService::check_model(const std::string& requested) const {
-  if (!requested.empty() && requested != model_id_)
-    throw ApiError(404, "The model `" + requested + "` does not exist; this server serves `" + model_id_ + "`",
-                   "model", "model_not_found");
-}
 
 SamplingParams ChatService::sampling_for(const ChatRequest& r) const {
   SamplingParams params = default_sampling(model_.generation);
@@ -242,20 +236,20 @@ void ChatService::encode_images(std::vector<ImageJob>& jobs, PreparedChat& prepa
     }
   if (to_encode.empty()) return;
   Stopwatch clock;
-  std::vector<std::shared_ptr<const VisionOutput>> outputs = qwen3vl::encode_images(model_, to_encode);
+  std::vector<std::shared_ptr<const VisionOutput>> outputs =
+      qwen3vl::encode_images(model_, to_encode, prepared.generation.adapters.get());
   prepared.vision_seconds = clock.seconds();
   for (size_t k = 0; k < index.size(); ++k) {
     ImageJob& job = jobs[index[k]];
     job.features = outputs[k];
     to_encode[k].pixel_values = {};
     job.processed = std::move(to_encode[k]);
-    cache_.insert(ImageCache::make_key(job.hash, job.min_pixels, job.max_pixels, options_.resize_rule),
-                  {job.processed, job.features});
+    cache_.insert(job.cache_key, {job.processed, job.features});
   }
 }
 
 PreparedChat ChatService::prepare(const ChatRequest& request) const {
-  check_model(request.model);
+  const LoraRegistry::Selection adapters = adapters_.select(request.model, request.lora);
   // A token is rarely more than a few bytes; 16 per token of context is far beyond any text that could fit.
   const uint64_t max_text_bytes = static_cast<uint64_t>(context_size_) * 16;
   if (text_bytes(request.messages) > max_text_bytes)
@@ -265,6 +259,7 @@ PreparedChat ChatService::prepare(const ChatRequest& request) const {
                        std::to_string(context_size_) + " tokens",
                    "messages", "context_length_exceeded");
   PreparedChat prepared;
+  prepared.generation.adapters = adapters.weights;
   prepared.thinking = model_.template_kind == ChatTemplateKind::Thinking;
   std::vector<ImageJob> jobs;
   VideoJobs videos;
@@ -276,9 +271,12 @@ PreparedChat ChatService::prepare(const ChatRequest& request) const {
   Stopwatch clock;
   const int64_t merge = model_.image_processor.merge_size;
   std::vector<ProcessedImage> grids;
+  // A tower adapter's image features are its own: they are cached apart from the base's.
+  const bool adapted_tower = adapters.weights && adapters.weights->touches_vision();
   for (ImageJob& job : jobs) {
-    const std::string key = ImageCache::make_key(job.hash, job.min_pixels, job.max_pixels, options_.resize_rule);
-    if (auto entry = cache_.find(key)) {
+    job.cache_key = ImageCache::make_key(job.hash, job.min_pixels, job.max_pixels, options_.resize_rule,
+                                         adapted_tower ? adapters.key : "");
+    if (auto entry = cache_.find(job.cache_key)) {
       job.processed = entry->image;
       job.features = entry->features;
       job.cached = true;

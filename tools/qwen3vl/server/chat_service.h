@@ -15,6 +15,7 @@
 #include "engine/generate.h"
 #include "engine/loaded_model.h"
 #include "image_cache.h"
+#include "lora_registry.h"
 #include "media_source.h"
 #include "server_options.h"
 #include "video_input.h"
@@ -58,22 +59,26 @@ struct ChatOutcome {
   GenerationStats stats;
 };
 
+// The model id the server answers to: --alias, else the checkpoint folder's name.
+std::string served_model_id(const ServerOptions& options);
+
 // The reply's bbox_2d / point_2d objects mapped onto each image of the request (pixels of the original image):
 // [{"image_index", "width", "height", "items": grounding_to_json items}], or null when the reply has none.
 nlohmann::ordered_json grounding_json(const std::string& answer, const std::vector<PreparedChat::ImageInfo>& images);
 
 class ChatService {
  public:
-  ChatService(const LoadedModel& model, const ServerOptions& options, ImageCache& cache);
+  ChatService(const LoadedModel& model, const ServerOptions& options, ImageCache& cache, LoraRegistry& adapters);
 
-  const std::string& model_id() const { return model_id_; }
+  const std::string& model_id() const { return adapters_.base_id(); }
   const LoadedModel& model() const { return model_; }
   int64_t context_size() const { return context_size_; }
 
-  // 404 when `requested` is neither empty nor this model's id.
-  void check_model(const std::string& requested) const;
+  // 404 when `requested` is neither empty, this model's id nor a LoRA adapter's name.
+  void check_model(const std::string& requested) const { adapters_.check_model(requested); }
 
-  // Everything up to generation; throws ApiError (4xx) for anything the request got wrong.
+  // Everything up to generation, the request's LoRA adapters included; throws ApiError (4xx) for anything the
+  // request got wrong.
   PreparedChat prepare(const ChatRequest& request) const;
 
   // Generates. `on_delta` sees every piece of text as it becomes final (also empty deltas, so it can check for a
@@ -92,9 +97,9 @@ class ChatService {
   const LoadedModel& model_;
   const ServerOptions& options_;
   ImageCache& cache_;
+  LoraRegistry& adapters_;
   MediaSource media_;
   VideoInputs videos_;
-  std::string model_id_;
   int64_t context_size_;
 };
 

@@ -20,6 +20,7 @@
 #include "http_listener.h"
 #include "http_request_guard.h"
 #include "image_cache.h"
+#include "lora_registry.h"
 #include "metrics.h"
 #include "openai_responses.h"
 #include "worker_pool.h"
@@ -102,17 +103,35 @@ ConnectionLimits connection_limits(const ServerOptions& options) {
 
 bool is_chat_path(const std::string& path) { return path == "/v1/chat/completions" || path == "/chat/completions"; }
 
+ojson adapters_json(const std::vector<LoraRegistry::Listed>& adapters) {
+  ojson list = ojson::array();
+  for (const LoraRegistry::Listed& a : adapters)
+    list.push_back({{"id", a.id}, {"name", a.name}, {"path", a.path}, {"scale", a.scale}});
+  return list;
+}
+
+// A string member of a POST /lora-adapters object; empty when absent.
+std::string string_member(const nlohmann::json& body, const char* key) {
+  const auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return "";
+  if (!it->is_string()) bad_request(key, "expected a string");
+  return it->get<std::string>();
+}
+
 }  // namespace
 
 struct HttpServer::Impl {
   Impl(const LoadedModel& loaded, const ServerOptions& opts)
       : options(resolved(opts)), guard(options), cache(opts.image_cache_bytes),
-        admission(opts.parallel, opts.max_queue), service(loaded, options, cache), workers(opts.parallel),
+        admission(opts.parallel, opts.max_queue),
+        adapters(loaded, served_model_id(options), options.lora_adapters, options.allowed_lora_dir),
+        service(loaded, options, cache, adapters), workers(opts.parallel),
         http(connection_limits(options)) {}
 
   void setup();
   httplib::Server::HandlerResponse check_before_body(const httplib::Request& req, httplib::Response& res);
   void handle_chat(const httplib::Request& req, httplib::Response& res);
+  void handle_lora_update(const httplib::Request& req, httplib::Response& res);
   ojson models_json() const;
 
   struct StreamJob {
@@ -133,6 +152,7 @@ struct HttpServer::Impl {
   ImageCache cache;
   Admission admission;
   Metrics metrics;
+  LoraRegistry adapters;
   ChatService service;
   WorkerPool workers;  // declared after what its tasks use, so it is joined first
   GuardedServer http;
@@ -152,7 +172,38 @@ ojson HttpServer::Impl::models_json() const {
                    {"thinking", model.template_kind == ChatTemplateKind::Thinking},
                    {"vision", model.vision != nullptr},
                    {"max_visual_tokens", options.max_visual_tokens}};
-  return {{"object", "list"}, {"data", ojson::array({entry})}};
+  ojson data = ojson::array({entry});
+  for (const LoraRegistry::Listed& adapter : adapters.list())  // vLLM's cards for LoRA modules
+    data.push_back({{"id", adapter.name},
+                    {"object", "model"},
+                    {"created", started},
+                    {"owned_by", "qwen3vl"},
+                    {"root", adapter.path},
+                    {"parent", service.model_id()}});
+  return {{"object", "list"}, {"data", data}};
+}
+
+// POST /lora-adapters: llama-server's [{"id", "scale"}] sets the default scales; {"path", "name"} loads an adapter
+// (inside --allowed-lora-dir); {"id", "unload": true} unloads one. The answer lists the adapters after the change.
+void HttpServer::Impl::handle_lora_update(const httplib::Request& req, httplib::Response& res) {
+  const nlohmann::json body = parse_json_body(req.body);
+  if (body.is_array()) {
+    adapters.set_default_scales(parse_lora_choices(body, ""));
+  } else if (body.is_object() && body.contains("path")) {
+    const std::string path = string_member(body, "path");
+    if (path.empty()) bad_request("path", "missing");
+    adapters.load(string_member(body, "name"), path);
+  } else if (body.is_object() && body.contains("unload")) {
+    const auto unload = body.find("unload");
+    const auto id = body.find("id");
+    if (!unload->is_boolean() || !unload->get<bool>()) bad_request("unload", "expected true");
+    if (id == body.end() || !id->is_number_integer()) bad_request("id", "expected the adapter's id (an integer)");
+    adapters.unload(id->get<int64_t>());
+  } else {
+    bad_request("", "expected [{\"id\", \"scale\"}, ...] (default scales), {\"path\", \"name\"} (load) or "
+                    "{\"id\", \"unload\": true}");
+  }
+  res.set_content(dump_json({{"success", true}, {"adapters", adapters_json(adapters.list())}}), "application/json");
 }
 
 // Memory the generations freed stays in glibc's per-thread arenas; when no generation runs, hand it back to the
@@ -226,7 +277,7 @@ void HttpServer::Impl::handle_chat(const httplib::Request& req, httplib::Respons
   }
   if (state == CompletionChannel::State::Failed) channel->rethrow();
   const ResponseHeader header{"chatcmpl-" + random_hex(24), static_cast<int64_t>(std::time(nullptr)),
-                              service.model_id()};
+                              request->model.empty() ? service.model_id() : request->model};
 
   if (!request->stream) {
     while (state != CompletionChannel::State::Finished && state != CompletionChannel::State::Failed) {
@@ -320,7 +371,8 @@ httplib::Server::HandlerResponse HttpServer::Impl::check_before_body(const httpl
                        "", "invalid_api_key");
       }
     }
-    if (req.method == "POST" && is_chat_path(req.path)) RequestGuard::check_json_content_type(req);
+    if (req.method == "POST" && (is_chat_path(req.path) || req.path == "/lora-adapters"))
+      RequestGuard::check_json_content_type(req);
   } catch (const ApiError& error) {
     send_error(res, error);
     return httplib::Server::HandlerResponse::Handled;
@@ -385,6 +437,10 @@ void HttpServer::Impl::setup() {
   };
   http.Get("/v1/models", models);
   http.Get("/models", models);
+  http.Get("/lora-adapters", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(dump_json(adapters_json(adapters.list())), "application/json");
+  });
+  http.Post("/lora-adapters", guarded(&Impl::handle_lora_update));
   http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(dump_json({{"status", "ok"},
                                {"slots_running", admission.running()},

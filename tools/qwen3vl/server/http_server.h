@@ -1,7 +1,9 @@
 // `qwen3vl serve`: the OpenAI-compatible HTTP server (cpp-httplib) over one loaded checkpoint.
-//   POST /v1/chat/completions (also /chat/completions), GET /v1/models (/models), GET /health, GET /metrics, GET /.
-// The model is shared read-only; each request gets its own generation state. The engine never sees HTTP: requests
-// go through ChatService (chat_service.h), which knows nothing of sockets either.
+//   POST /v1/chat/completions (also /chat/completions), GET /v1/models (/models), GET and POST /lora-adapters,
+//   GET /health, GET /metrics, GET /.
+// The model is shared read-only; each request gets its own generation state (and LoRA adapter set,
+// lora_registry.h). The engine never sees HTTP: requests go through ChatService (chat_service.h), which knows
+// nothing of sockets either.
 #pragma once
 
 #include <memory>
@@ -14,6 +16,7 @@ namespace server {
 
 class HttpServer {
  public:
+  // Loads options.lora_adapters; throws Error naming the adapter at fault.
   HttpServer(const LoadedModel& model, const ServerOptions& options);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;

@@ -42,8 +42,10 @@ void ImageCache::remember_size(const std::string& hash, Size size) {
 }
 
 std::string ImageCache::make_key(const std::string& hash, int64_t min_pixels, int64_t max_pixels,
-                                 const std::string& resize_rule) {
-  return hash + "/" + std::to_string(min_pixels) + "/" + std::to_string(max_pixels) + "/" + resize_rule;
+                                 const std::string& resize_rule, const std::string& tower_adapters) {
+  std::string key = hash + "/" + std::to_string(min_pixels) + "/" + std::to_string(max_pixels) + "/" + resize_rule;
+  if (!tower_adapters.empty()) key += "/lora " + tower_adapters;
+  return key;
 }
 
 size_t ImageCache::entry_bytes(const std::string& key, const Entry& entry) {

@@ -1,7 +1,7 @@
 // The image-embedding cache: vision-tower outputs keyed by the image's CONTENT (SHA-256 of its encoded bytes) plus
-// the pixel budget it was processed with, so a repeated image is not encoded twice. Keys never involve token ids
-// (<|image_pad|> ids are the same for every image). Bounded by bytes, least recently used entries go first.
-// Thread-safe; entries are shared, immutable vision outputs.
+// the pixel budget it was processed with (and the LoRA adapters that change the tower, if any), so a repeated image
+// is not encoded twice. Keys never involve token ids (<|image_pad|> ids are the same for every image). Bounded by
+// bytes, least recently used entries go first. Thread-safe; entries are shared, immutable vision outputs.
 #pragma once
 
 #include <cstdint>
@@ -44,8 +44,10 @@ class ImageCache {
   // `key` = content hash + budget (make_key). find counts a hit or a miss.
   std::optional<Entry> find(const std::string& key);
   void insert(const std::string& key, Entry entry);
+  // `tower_adapters`: the key of the request's LoRA adapters when they change the vision tower (its features then
+  // differ from the base's), else empty.
   static std::string make_key(const std::string& hash, int64_t min_pixels, int64_t max_pixels,
-                              const std::string& resize_rule);
+                              const std::string& resize_rule, const std::string& tower_adapters = "");
 
   Stats stats() const;
 

@@ -56,6 +56,10 @@ struct ServerOptions {
   size_t max_media_bytes = 256u << 20;  // read from files and URLs by one request, all items together
   int max_media_fetches = 64;           // connections (redirects included) one request may open
 
+  // LoRA adapters (lora_registry.h): "NAME=DIR" or "DIR" (named after the folder), loaded at start with ids 0, 1, ...
+  std::vector<std::string> lora_adapters;
+  std::string allowed_lora_dir;     // POST /lora-adapters may load adapters from folders inside it; empty: none
+
   size_t image_cache_bytes = 256u << 20;  // vision-tower outputs kept by image content; 0 disables the cache
   bool verbose = false;                   // one log line per request on stderr
 };
