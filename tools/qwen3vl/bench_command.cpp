@@ -14,6 +14,7 @@
 #include "engine/bench_metrics.h"
 #include "engine/generate.h"
 #include "engine/loaded_model.h"
+#include "lora_options.h"
 #include "model/text_decoder.h"
 #include "model/vision_encoder.h"
 #include "ops/cpu/kernels.h"
@@ -50,6 +51,7 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& o) {
                     "Buffer of the streaming-read bandwidth measurement in MiB (default 1024; 0 skips it and the "
                     "peak FLOP/s measurement)")
       ->check(CLI::NonNegativeNumber);
+  add_lora_options(bench, o.lora);
   bench->add_flag("--json", o.json, "Print one JSON object instead of a markdown table");
   return bench;
 }
@@ -184,8 +186,19 @@ int bench_command(const BenchOptions& o) {
   apply_weight_formats(o.formats, load_options);
   const auto model = load_model(o.model_dir, load_options);
   const ops::Context ctx{model->pool.get(), kernels};
-  const TextDecoder decoder(model->config, model->text_weights, ctx);
-  const VisionEncoder vision(model->config, model->vision_weights, ctx);
+  const auto adapters = load_lora_specs(o.lora, *model);
+  const TextWeights& text_weights = adapters ? adapters->text() : model->text_weights;
+  const VisionWeights& vision_weights = adapters && adapters->vision() ? *adapters->vision() : model->vision_weights;
+  const TextDecoder decoder(model->config, text_weights, ctx);
+  const VisionEncoder vision(model->config, vision_weights, ctx);
+  std::string lora_description = "none";
+  if (adapters) {
+    lora_description.clear();
+    for (const ActiveAdapter& a : adapters->adapters())
+      lora_description += (lora_description.empty() ? "" : ", ") + a.adapter->dir() + " (" +
+                          std::to_string(a.adapter->modules().size()) + " modules, r " +
+                          std::to_string(a.adapter->config().r) + ")";
+  }
   const TextConfig& tc = model->config.text_config;
   const int64_t hidden = tc.hidden_size;
   const std::string dtype = dtype_name(model->text_weights.dtype);
@@ -242,7 +255,7 @@ int bench_command(const BenchOptions& o) {
         return static_cast<double>(n) / seconds;
       }));
       results.back().tokens = static_cast<double>(n);
-      results.back().bytes_per_token = decode_weight_bytes(model->config, model->text_weights);
+      results.back().bytes_per_token = decode_weight_bytes(model->config, text_weights);
       if (sampled) {
         // Warmup runs included in both sums: the share is a ratio over the same runs.
         results.back().sampler_fraction = decode_seconds > 0 ? sampler_seconds / decode_seconds : 0.0;
@@ -339,6 +352,7 @@ int bench_command(const BenchOptions& o) {
     nlohmann::ordered_json j;
     j["model"] = o.model_dir;
     j["dtype"] = dtype;
+    j["lora"] = lora_description;
     j["processor"] = cpu;
     j["threads"] = threads;
     j["kernels"] = kernels->name;
@@ -375,8 +389,9 @@ int bench_command(const BenchOptions& o) {
     }
     std::printf("%s\n", j.dump(2).c_str());
   } else {
-    std::printf("model: %s | dtype %s | %s | kernels %s | threads %d | %d repetitions\n\n", o.model_dir.c_str(),
-                dtype.c_str(), cpu.c_str(), kernels->name, threads, o.repetitions);
+    std::printf("model: %s | dtype %s | lora %s | %s | kernels %s | threads %d | %d repetitions\n\n",
+                o.model_dir.c_str(), dtype.c_str(), lora_description.c_str(), cpu.c_str(), kernels->name, threads,
+                o.repetitions);
     std::printf("| test | mean | stddev | unit | work |\n|---|---:|---:|---|---|\n");
     for (const Result& r : results) {
       std::string work;

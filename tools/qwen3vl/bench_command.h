@@ -35,6 +35,7 @@ struct BenchOptions {
   int warmup = 1;
   int threads = 0;                 // 0: one per processor core
   WeightFormatOptions formats;     // --weight-format / --vision-format
+  std::vector<std::string> lora;   // --lora DIR[:SCALE]: the decoder and tower run with these adapters
   std::string isa;                 // kernel set: "" (best the processor has), "avx512", "avx2", "scalar"
   std::vector<int64_t> prompt = {512};
   std::vector<int64_t> generate = {128};
