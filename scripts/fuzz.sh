@@ -36,6 +36,7 @@ fuzzer_options() {
   case "$target" in
     chat_json | chat_request | chat_template) options+=(-timeout=5 -dict=tests/fuzz/dicts/chat.dict) ;;
     checkpoint_configs | safetensors) options+=(-dict=tests/fuzz/dicts/checkpoint.dict) ;;
+    lora_adapter) options+=(-dict=tests/fuzz/dicts/checkpoint.dict -max_len=1048576) ;;
     tokenizer_json) options+=(-dict=tests/fuzz/dicts/json.dict) ;;
     grounding | reply_streams) options+=(-dict=tests/fuzz/dicts/chat.dict -max_len=4096) ;;
     image_decode | png | jpeg | gif | webp | bmp) options+=(-malloc_limit_mb=512 -max_len=262144) ;;

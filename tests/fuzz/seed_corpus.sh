@@ -64,6 +64,11 @@ case "$target" in
   video_decode) copy "$fixtures"/videos/*.* ;;
   grounding) copy "$fixtures"/eval/mini/mini.jsonl ;;
   reply_streams) copy "$fixtures"/chat/conversations.json ;;
+  lora_adapter)  # adapter_config.json \0 adapter_model.safetensors, the adapters made for tiny-fp32-tied
+    for dir in "$fixtures"/lora/*/; do
+      [ -f "$dir/adapter_config.json" ] && grep -q '"tiny-fp32-tied"' "$dir/adapter_config.json" || continue
+      { cat "$dir/adapter_config.json"; printf '\0'; cat "$dir/adapter_model.safetensors"; } > "$out/$(basename "$dir")"
+    done ;;
   media_source | pretokenizer) ;;
   *) echo "seed_corpus.sh: unknown target $target" >&2; exit 2 ;;
 esac
