@@ -5,10 +5,10 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <random>
 
 #include "io/safetensors.h"
 #include "test_util.h"
+#include "unit/kernel_test_util.h"
 
 namespace qwen3vl {
 namespace {
@@ -18,13 +18,6 @@ using testing::TempDir;
 
 std::string model_dir() { return testing::model_fixture("tiny-realtok-bf16"); }
 
-std::vector<float> random_floats(size_t count, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.f, 0.5f);
-  std::vector<float> values(count);
-  for (float& v : values) v = normal(rng);
-  return values;
-}
 
 // LoRA r=4 on every layer's q_proj and down_proj (hidden 32, q width 64, intermediate 64), F32 as PEFT saves them.
 std::string write_adapter(const TempDir& dir, int64_t r_in_config) {
@@ -40,9 +33,9 @@ std::string write_adapter(const TempDir& dir, int64_t r_in_config) {
              {"self_attn.q_proj", 32, 64}, {"mlp.down_proj", 64, 32}}) {
       const std::string path =
           "base_model.model.model.language_model.layers." + std::to_string(layer) + "." + module;
-      values.push_back(random_floats(4 * in, seed++));
+      values.push_back(testing::random_floats(4 * in, seed++, 0.5f));
       tensors.push_back({path + ".lora_A.weight", "F32", {4, in}, values.back().data(), values.back().size() * 4});
-      values.push_back(random_floats(out * 4, seed++));
+      values.push_back(testing::random_floats(out * 4, seed++, 0.5f));
       tensors.push_back({path + ".lora_B.weight", "F32", {out, 4}, values.back().data(), values.back().size() * 4});
     }
   write_safetensors(folder + "/adapter_model.safetensors", tensors, {{"format", "pt"}});
