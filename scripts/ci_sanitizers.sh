@@ -2,7 +2,7 @@
 # The sanitizer stages of .ci/run (docs/testing.md), each in its own clang build folder:
 #   scripts/ci_sanitizers.sh asan   the whole test suite under ASan+UBSan (build-asan; the same folder also builds the
 #                                   libFuzzer targets for scripts/fuzz.sh, whose coverage hooks do not affect tests)
-#   scripts/ci_sanitizers.sh tsan   the thread-pool, kernel and server concurrency tests under TSan (build-tsan)
+#   scripts/ci_sanitizers.sh tsan   the thread-pool, kernel, server and LoRA-server concurrency tests under TSan (build-tsan)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:?usage: ci_sanitizers.sh asan|tsan}
@@ -30,7 +30,7 @@ case "$mode" in
     clang_build build-tsan -DQWEN3VL_SANITIZE=thread
     cmake --build build-tsan -j"$(nproc)" --target qwen3vl_tests qwen3vl
     export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp"
-    build-tsan/bin/qwen3vl_tests --gtest_filter='ThreadPool*:Kernel*:ServerConcurrency*'
+    build-tsan/bin/qwen3vl_tests --gtest_filter='ThreadPool*:Kernel*:ServerConcurrency*:ServerLora.Concurrent*'
     ;;
   *)
     echo "usage: ci_sanitizers.sh asan|tsan" >&2
