@@ -154,7 +154,12 @@ void merge_lora(const std::string& base_dir, const std::vector<MergeAdapter>& ad
       if (name == "lm_head.weight" && !model->tensors.contains(name))
         throw_error(spec.dir, ": the adapter changes lm_head, which this checkpoint ties to embed_tokens; merging "
                     "it would change the embeddings too");
-      merge_module(tensor_for(name, !m.magnitude.empty()), m, static_cast<float>(m.scaling * spec.scale));
+      MergedTensor& t = tensor_for(name, !m.magnitude.empty());
+      if (!m.magnitude.empty() && t.unmerged.empty()) {  // an earlier adapter merged into it: DoRA needs the base
+        t.unmerged = floats_of(model->tensors.get(name));
+        round_to_dtype(t.unmerged, t.dtype);
+      }
+      merge_module(t, m, static_cast<float>(m.scaling * spec.scale));
     }
     for (const auto& [saved_name, view] : adapter->saved_tensors()) {
       const std::string name = checkpoint_name(*model, saved_name);

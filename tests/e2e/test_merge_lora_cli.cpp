@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "engine/adapters.h"
 #include "engine/loaded_model.h"
 #include "golden_util.h"
 #include "io/safetensors.h"
@@ -133,6 +134,33 @@ TEST(MergeLoraCli, EqualsPeftMergeAndUnload) {
     ++checked;
   }
   EXPECT_EQ(checked, 5);
+}
+
+TEST(MergeLoraCli, DoraAfterAnotherAdapterEqualsTheUnmergedRun) {
+  // DoRA's norm is taken on the weight before any adapter, also when another adapter was merged into it first;
+  // then f * (W + d1 + d2) is what the forward computes with both adapters active.
+  TempDir dir;
+  const std::string out = dir.file("merged");
+  const std::string lora = testing::fixtures_dir() + "/lora/";
+  const std::string base = testing::model_fixture("tiny-fp32-tied");
+  const auto result = run_cli("merge-lora -m " + base + " --lora " + lora + "lm-qkvo-mlp --lora " + lora + "dora -o " + out);
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  LoadOptions options;
+  options.require_tokenizer = false;
+  const auto model = load_model(base, options);
+  const auto adapters = bind_adapters(*model, {{load_adapter(*model, lora + "lm-qkvo-mlp"), 1.0},
+                                               {load_adapter(*model, lora + "dora"), 1.0}});
+  const std::vector<int32_t> ids = {1461, 1742, 1502, 810, 1023, 509, 1850, 283};
+  const int64_t n = static_cast<int64_t>(ids.size());
+  const TextDecoder decoder(model->config, adapters->text(), model->decoder->context());
+  std::vector<float> embeds(ids.size() * 64), unmerged;
+  decoder.embed(ids.data(), n, embeds.data());
+  KVCache cache = decoder.make_cache(n);
+  DecoderWorkspace work;
+  decoder.forward(embeds.data(), n, text_positions(0, n), cache, work, LogitsRows::All, unmerged);
+  const float diff = testing::max_abs_diff(prefill_logits(out, ids), unmerged);
+  std::printf("    merged vs unmerged, two adapters with DoRA: max |diff| %.3g\n", diff);
+  EXPECT_LE(diff, 2e-5f);
 }
 
 TEST(MergeLoraCli, TiedHeadStaysTiedAndToF32Converts) {
