@@ -35,6 +35,9 @@ inline uint16_t f32_to_bf16(float value) {
 // The value a float takes after a round trip through bfloat16: HF rounds activations here in bf16 models.
 inline float round_to_bf16(float value) { return bf16_to_f32(f32_to_bf16(value)); }
 
+// F32, F16 or BF16: the element types stored as plain floating-point numbers.
+inline bool is_float_dtype(DType dtype) { return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16; }
+
 float f16_to_f32(uint16_t bits);
 uint16_t f32_to_f16(float value);
 

@@ -1,6 +1,5 @@
 #include "engine/merge_lora.h"
 
-#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -17,14 +16,6 @@ namespace qwen3vl {
 namespace {
 
 namespace fs = std::filesystem;
-
-bool is_float_dtype(DType dtype) { return dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16; }
-
-std::vector<float> floats_of(const TensorView& view) {
-  std::vector<float> values(static_cast<size_t>(view.numel()));
-  convert_to_f32(view.dtype, view.data, values.data(), values.size());
-  return values;
-}
 
 // The checkpoint's name of a module path in transformers' (>= 4.52) naming (adapters use it whatever the file's).
 std::string checkpoint_name(const LoadedModel& model, const std::string& name) {
@@ -49,32 +40,17 @@ void round_to_dtype(std::vector<float>& values, DType dtype) {
   }
 }
 
-// get_delta_weight: (lora_B @ lora_A) * scaling in float, [out, in]. torch's CPU matmul accumulates each element
-// over r with fused multiply-adds in order (checked bit for bit on the test adapters; separate multiply and add
-// differ in 40% of the elements), so this does too.
-std::vector<float> delta_weight(const LoraModule& m, int64_t rows, int64_t cols, float scaling) {
-  std::vector<float> delta(static_cast<size_t>(rows * cols));
-  for (int64_t j = 0; j < rows; ++j)
-    for (int64_t c = 0; c < cols; ++c) {
-      float sum = 0.f;
-      for (int64_t k = 0; k < m.rank; ++k) sum = std::fma(m.lora_B[j * m.rank + k], m.lora_A[k * cols + c], sum);
-      delta[j * cols + c] = sum * scaling;
-    }
-  return delta;
-}
-
 // Linear.merge (unsafe): W += delta, rounded to W's dtype. DoRA (merge_unsafe): W = (m / ||W0 + delta||) * (W + delta)
-// per output row, the norm on the weight before any adapter.
+// per output row, the norm on W0, the weight before any adapter (t.unmerged).
 void merge_module(MergedTensor& t, const LoraModule& m, float scaling) {
   const int64_t rows = t.shape[0], cols = static_cast<int64_t>(t.values.size()) / rows;
-  const std::vector<float> delta = delta_weight(m, rows, cols, scaling);
+  const std::vector<float> delta = lora_delta_weight(m, rows, cols, scaling);
   if (m.magnitude.empty()) {
     for (size_t e = 0; e < delta.size(); ++e) t.values[e] = t.values[e] + delta[e];
   } else {
-    std::vector<float> row(static_cast<size_t>(cols));
+    const std::vector<float> factors = dora_scale(m, t.unmerged.data(), delta, rows, cols);
     for (int64_t j = 0; j < rows; ++j) {
-      for (int64_t c = 0; c < cols; ++c) row[c] = t.unmerged[j * cols + c] + delta[j * cols + c];
-      const float factor = m.magnitude[j] / torch_row_norm(row.data(), cols);
+      const float factor = factors[j];
       for (int64_t c = 0; c < cols; ++c) {
         float& w = t.values[j * cols + c];
         w = factor * (w + delta[j * cols + c]);
@@ -133,16 +109,15 @@ void merge_lora(const std::string& base_dir, const std::vector<MergeAdapter>& ad
   }
 
   std::map<std::string, MergedTensor> merged;  // by the checkpoint's tensor name
-  auto tensor_for = [&](const std::string& name, bool keep_unmerged) -> MergedTensor& {
+  auto tensor_for = [&](const std::string& name) -> MergedTensor& {
     auto found = merged.find(name);
     if (found != merged.end()) return found->second;
     const TensorView& view = model->tensors.get(name);
     MergedTensor& t = merged[name];
     t.dtype = options.dtype.value_or(view.dtype);
     t.shape = view.shape;
-    t.values = floats_of(view);
+    t.values = tensor_floats(view);
     round_to_dtype(t.values, t.dtype);
-    if (keep_unmerged) t.unmerged = t.values;
     return t;
   };
   for (const MergeAdapter& spec : adapters) {
@@ -154,9 +129,9 @@ void merge_lora(const std::string& base_dir, const std::vector<MergeAdapter>& ad
       if (name == "lm_head.weight" && !model->tensors.contains(name))
         throw_error(spec.dir, ": the adapter changes lm_head, which this checkpoint ties to embed_tokens; merging "
                     "it would change the embeddings too");
-      MergedTensor& t = tensor_for(name, !m.magnitude.empty());
-      if (!m.magnitude.empty() && t.unmerged.empty()) {  // an earlier adapter merged into it: DoRA needs the base
-        t.unmerged = floats_of(model->tensors.get(name));
+      MergedTensor& t = tensor_for(name);
+      if (!m.magnitude.empty() && t.unmerged.empty()) {  // DoRA's norm: on the weight before any adapter
+        t.unmerged = tensor_floats(model->tensors.get(name));
         round_to_dtype(t.unmerged, t.dtype);
       }
       merge_module(t, m, static_cast<float>(m.scaling * spec.scale));
@@ -166,8 +141,8 @@ void merge_lora(const std::string& base_dir, const std::vector<MergeAdapter>& ad
       if (!model->tensors.contains(name))
         throw_error(spec.dir, ": the adapter replaces ", saved_name, ", which this checkpoint does not store (a tied "
                     "lm_head?)");
-      MergedTensor& t = tensor_for(name, false);
-      t.values = floats_of(view);
+      MergedTensor& t = tensor_for(name);
+      t.values = tensor_floats(view);
       round_to_dtype(t.values, t.dtype);
     }
   }
@@ -190,7 +165,7 @@ void merge_lora(const std::string& base_dir, const std::vector<MergeAdapter>& ad
     }
     const DType dtype = found != merged.end() ? found->second.dtype : *options.dtype;
     buffers.push_back(std::make_unique<std::vector<uint8_t>>(
-        encode(found != merged.end() ? found->second.values : floats_of(view), dtype)));
+        encode(found != merged.end() ? found->second.values : tensor_floats(view), dtype)));
     shards[shard].push_back({name, dtype_name(dtype), view.shape, buffers.back()->data(), buffers.back()->size(), false});
     total_size += buffers.back()->size();
   }

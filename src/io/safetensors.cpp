@@ -136,6 +136,14 @@ std::string TensorView::shape_string() const {
   return out.str();
 }
 
+std::vector<float> tensor_floats(const TensorView& view) {
+  if (!is_float_dtype(view.dtype))
+    throw_error(view.file, ": tensor ", view.name, " has dtype ", dtype_name(view.dtype), "; expected F32, BF16 or F16");
+  std::vector<float> values(static_cast<size_t>(view.numel()));
+  convert_to_f32(view.dtype, view.data, values.data(), values.size());
+  return values;
+}
+
 SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
   const uint64_t size = file_.size();
   if (size < 8) throw_error(path, ": truncated safetensors file (", size, " bytes, no header)");

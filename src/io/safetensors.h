@@ -33,6 +33,9 @@ struct TensorView {
   std::string shape_string() const;  // "[2048, 64]"
 };
 
+// The values of an F32, F16 or BF16 tensor as float; throws Error naming the file and tensor for another dtype.
+std::vector<float> tensor_floats(const TensorView& view);
+
 // One .safetensors file, header parsed and validated.
 class SafetensorsFile {
  public:

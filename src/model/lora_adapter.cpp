@@ -4,7 +4,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
-#include "ops/quant.h"
+#include "model/weight_convert.h"
 
 namespace qwen3vl {
 namespace {
@@ -156,15 +156,6 @@ AdapterKey parse_key(const std::string& file, const std::string& key) {
   return {canonical_path(strip_wrappers(rest)), ""};
 }
 
-std::vector<float> to_floats(const TensorView& view) {
-  if (view.dtype != DType::F32 && view.dtype != DType::BF16 && view.dtype != DType::F16)
-    throw_error(view.file, ": tensor ", view.name, " has dtype ", dtype_name(view.dtype),
-                "; adapter weights must be F32, BF16 or F16");
-  std::vector<float> values(static_cast<size_t>(view.numel()));
-  convert_to_f32(view.dtype, view.data, values.data(), values.size());
-  return values;
-}
-
 bool is_regular_file(const std::string& path) {
   struct stat info {};
   return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode);
@@ -209,35 +200,42 @@ void check_whole_tensor(const AdapterConfig& config, const TensorView& view, con
   if (view.shape.empty() || view.shape[0] != rows || view.numel() != size)
     throw_error(view.file, ": tensor ", view.name, " has shape ", view.shape_string(), " but the checkpoint's ",
                 name, " holds ", size, " values", made_for(config));
-  if (view.dtype != DType::F32 && view.dtype != DType::BF16 && view.dtype != DType::F16)
+  if (!is_float_dtype(view.dtype))
     throw_error(view.file, ": tensor ", view.name, " has dtype ", dtype_name(view.dtype),
                 "; expected F32, BF16 or F16");
 }
 
-// Row j of a weight as float, whatever its format (the adapted linears are all out-major).
-void weight_row(const WeightMatrix& w, int64_t j, float* out) {
-  if (w.dtype == DType::Q8 || w.dtype == DType::Q4) return dequantize_row(w, j, out);
-  convert_to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + j * w.cols * dtype_size(w.dtype), out,
-                 static_cast<size_t>(w.cols));
-}
-
-// DoraLinearLayer.forward's mag_norm_scale = magnitude / ||W + scaling * (B A)|| per output row, all in float
-// (the weight cast to the fp32 adapter dtype, get_weight_norm's torch.linalg.norm over dim 1).
+// DoraLinearLayer.forward's mag_norm_scale for weight w: its rows as float (the weight cast to the fp32 adapter
+// dtype), then the norm of W + scaling * lora_weight, which is W + get_delta_weight's delta to the bit (the
+// product commutes, and lora_B(lora_A(eye)) accumulates like B @ A).
 std::vector<float> dora_scale(const WeightMatrix& w, const LoraModule& m, float scaling) {
-  std::vector<float> scale(static_cast<size_t>(w.rows)), row(static_cast<size_t>(w.cols));
-  for (int64_t j = 0; j < w.rows; ++j) {
-    weight_row(w, j, row.data());
-    for (int64_t c = 0; c < w.cols; ++c) {
-      float lora_weight = 0.f;  // (lora_B(lora_A(eye)).T)[j, c], accumulated with fused multiply-adds as torch's mm
-      for (int64_t k = 0; k < m.rank; ++k) lora_weight = std::fma(m.lora_A[k * w.cols + c], m.lora_B[j * m.rank + k], lora_weight);
-      row[c] = row[c] + scaling * lora_weight;
-    }
-    scale[j] = m.magnitude[j] / torch_row_norm(row.data(), w.cols);
-  }
-  return scale;
+  std::vector<float> weight(static_cast<size_t>(w.rows * w.cols));
+  for (int64_t j = 0; j < w.rows; ++j) read_weight_row(w, j, weight.data() + j * w.cols);
+  return dora_scale(m, weight.data(), lora_delta_weight(m, w.rows, w.cols, scaling), w.rows, w.cols);
 }
 
 }  // namespace
+
+std::vector<float> lora_delta_weight(const LoraModule& m, int64_t rows, int64_t cols, float scaling) {
+  std::vector<float> delta(static_cast<size_t>(rows * cols));
+  for (int64_t j = 0; j < rows; ++j)
+    for (int64_t c = 0; c < cols; ++c) {
+      float sum = 0.f;
+      for (int64_t k = 0; k < m.rank; ++k) sum = std::fma(m.lora_B[j * m.rank + k], m.lora_A[k * cols + c], sum);
+      delta[j * cols + c] = sum * scaling;
+    }
+  return delta;
+}
+
+std::vector<float> dora_scale(const LoraModule& m, const float* weight, const std::vector<float>& delta, int64_t rows,
+                              int64_t cols) {
+  std::vector<float> scale(static_cast<size_t>(rows)), row(static_cast<size_t>(cols));
+  for (int64_t j = 0; j < rows; ++j) {
+    for (int64_t c = 0; c < cols; ++c) row[c] = weight[j * cols + c] + delta[j * cols + c];
+    scale[j] = m.magnitude[j] / torch_row_norm(row.data(), cols);
+  }
+  return scale;
+}
 
 float torch_row_norm(const float* row, int64_t count) {
   float lanes[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
@@ -292,13 +290,13 @@ std::shared_ptr<const LoraAdapter> LoraAdapter::load(const std::string& dir, con
     module.path = key.path;
     adapter->touches_vision_ |= slot->second.vision;
     if (key.part == "lora_A") {
-      module.lora_A = to_floats(view);
+      module.lora_A = tensor_floats(view);
       a_shapes[key.path] = view.shape;
     } else if (key.part == "lora_B") {
-      module.lora_B = to_floats(view);
+      module.lora_B = tensor_floats(view);
       b_shapes[key.path] = view.shape;
     } else {
-      module.magnitude = to_floats(view);
+      module.magnitude = tensor_floats(view);
     }
   }
   for (auto& [module_path, module] : modules) {

@@ -29,6 +29,18 @@ namespace qwen3vl {
 // torch 2.15 on the test adapters; a double sum differs in ~20% of rows by an ulp). DoRA's weight norm.
 float torch_row_norm(const float* row, int64_t count);
 
+struct LoraModule;
+
+// PEFT's get_delta_weight: (lora_B @ lora_A) * scaling in float, [rows, cols]. torch's CPU matmul accumulates each
+// element over r with fused multiply-adds in order (checked bit for bit on the test adapters; a separate multiply
+// and add differ in 40% of the elements), so this does too.
+std::vector<float> lora_delta_weight(const LoraModule& m, int64_t rows, int64_t cols, float scaling);
+
+// DoRA's magnitude / ||W + delta|| per output row (weight: W [rows, cols] as float), as both its forward
+// (DoraLinearLayer.forward) and its merge (DoraLinearVariant.merge_unsafe) take it.
+std::vector<float> dora_scale(const LoraModule& m, const float* weight, const std::vector<float>& delta, int64_t rows,
+                              int64_t cols);
+
 // One adapted linear of an adapter.
 struct LoraModule {
   std::string path;             // HF module path

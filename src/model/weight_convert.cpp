@@ -12,8 +12,6 @@
 namespace qwen3vl {
 namespace {
 
-bool is_plain_float(DType dtype) { return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16; }
-
 size_t stored_bytes(DType dtype, int64_t rows, int64_t cols) {
   return is_quantized(dtype) ? quant_matrix_bytes(dtype, rows, cols)
                              : static_cast<size_t>(rows * cols) * dtype_size(dtype);
@@ -25,13 +23,17 @@ std::shared_ptr<uint8_t> allocate(size_t bytes) {
   return std::shared_ptr<uint8_t>(static_cast<uint8_t*>(data), [](uint8_t* p) { std::free(p); });
 }
 
-// Row j (output feature) of `w` as float, whatever its layout.
-void read_row(const WeightMatrix& w, int64_t j, float* out) {
+}  // namespace
+
+void read_weight_row(const WeightMatrix& w, int64_t j, float* out) {
+  if (is_quantized(w.dtype)) return dequantize_row(w, j, out);
   const size_t size = dtype_size(w.dtype);
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
   if (w.layout == WeightLayout::OutIn) return convert_to_f32(w.dtype, base + j * w.cols * size, out, w.cols);
   for (int64_t k = 0; k < w.cols; ++k) convert_to_f32(w.dtype, base + (k * w.rows + j) * size, out + k, 1);
 }
+
+namespace {
 
 // Converts `src` into `dst` (stored_bytes(format, ...) bytes): quantized formats out-major, plain ones in src's
 // layout. Rows in pieces over the pool.
@@ -41,7 +43,7 @@ void convert_into(const WeightMatrix& src, DType format, uint8_t* dst, ThreadPoo
   auto task = [&](int64_t t, int) {
     const int64_t r0 = t * kRowsPerTask, r1 = std::min(src.rows, r0 + kRowsPerTask);
     std::vector<float> rows(static_cast<size_t>((r1 - r0) * src.cols));
-    for (int64_t r = r0; r < r1; ++r) read_row(src, r, rows.data() + (r - r0) * src.cols);
+    for (int64_t r = r0; r < r1; ++r) read_weight_row(src, r, rows.data() + (r - r0) * src.cols);
     if (is_quantized(format)) return quantize_rows(format, rows.data(), src.rows, src.cols, r0, r1, dst);
     for (int64_t r = r0; r < r1; ++r)
       for (int64_t k = 0; k < src.cols; ++k) {
@@ -117,7 +119,7 @@ class Converter {
 }  // namespace
 
 void check_matrix_dtype(const TensorView& view) {
-  if (!is_plain_float(view.dtype) && !is_quantized(view.dtype))
+  if (!is_float_dtype(view.dtype) && !is_quantized(view.dtype))
     throw_error(view.file, ": tensor ", view.name, " has dtype ", dtype_name(view.dtype),
                 " (a weight matrix must be F32, F16, BF16, or q8 / q4 written by qwen3vl quantize)");
 }
@@ -134,14 +136,14 @@ WeightMatrix bind_weight_matrix(const TensorView& view, int64_t rows, int64_t co
 }
 
 WeightMatrix bind_embedding_table(const TensorView& view, int64_t rows, int64_t cols) {
-  if (!is_plain_float(view.dtype))
+  if (!is_float_dtype(view.dtype))
     throw_error(view.file, ": tensor ", view.name, " has dtype ", dtype_name(view.dtype),
                 " (an embedding table must be F32, F16 or BF16)");
   return bind_weight_matrix(view, rows, cols);
 }
 
 WeightVector bind_weight_vector(const TensorView& view, int64_t size) {
-  if (!is_plain_float(view.dtype))
+  if (!is_float_dtype(view.dtype))
     throw_error(view.file, ": tensor ", view.name, " has dtype ", dtype_name(view.dtype),
                 " (norm weights and biases must be F32, F16 or BF16)");
   if (size <= 0 || view.bytes != static_cast<uint64_t>(size) * dtype_size(view.dtype))

@@ -21,6 +21,9 @@
 
 namespace qwen3vl {
 
+// Row j (output feature) of `w` as float, whatever its layout and format (quantized rows dequantized).
+void read_weight_row(const WeightMatrix& w, int64_t j, float* out);
+
 // Throws Error naming the file and tensor unless `view` holds a dtype ops::linear reads: F32, F16, BF16, or Q8 / Q4.
 void check_matrix_dtype(const TensorView& view);
 // A weight matrix bound from `view` (its shape checked against rows x cols by the caller): the dtype is checked, and
