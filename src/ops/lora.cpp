@@ -23,24 +23,35 @@ void check_terms(const WeightMatrix& w) {
   }
 }
 
-size_t scratch_floats(int64_t n, const WeightMatrix& w) {
-  const LoraTerms& lora = w.lora;
+namespace {
+
+int64_t widest_rank(const LoraTerms& lora) {
   int64_t rank = 0;
   for (int k = 0; k < lora.count; ++k) rank = std::max(rank, lora.terms[k].lora_A.rows);
-  return static_cast<size_t>(n * rank + n * w.rows + w.rows);
+  return rank;
+}
+
+bool has_dora(const LoraTerms& lora) {
+  for (int k = 0; k < lora.count; ++k)
+    if (lora.terms[k].dora_scale) return true;
+  return false;
+}
+
+}  // namespace
+
+size_t scratch_floats(int64_t n, const WeightMatrix& w) {
+  return static_cast<size_t>(n * widest_rank(w.lora) + n * w.rows + w.rows);
 }
 
 void apply(const float* x, int64_t n, const WeightMatrix& w, const WeightVector* bias, Precision precision,
            float* scratch, const F32Linear& f32_linear, float* y) {
   const LoraTerms& lora = w.lora;
   if (lora.count == 0 || n <= 0) return;
-  int64_t rank = 0;
-  for (int k = 0; k < lora.count; ++k) rank = std::max(rank, lora.terms[k].lora_A.rows);
   const int64_t out = w.rows;
-  float* h = scratch;                // lora_A(x) [n, r]
-  float* t = scratch + n * rank;     // lora_B(lora_A(x)) [n, out]
-  float* bias_f32 = t + n * out;     // [out]
-  if (bias) convert_to_f32(bias->dtype, bias->data, bias_f32, static_cast<size_t>(out));
+  float* h = scratch;                          // lora_A(x) [n, r]
+  float* t = scratch + n * widest_rank(lora);  // lora_B(lora_A(x)) [n, out]
+  float* bias_f32 = t + n * out;               // [out], read by DoRA terms only
+  if (bias && has_dora(lora)) convert_to_f32(bias->dtype, bias->data, bias_f32, static_cast<size_t>(out));
   for (int k = 0; k < lora.count; ++k) {
     const LoraTerm& term = lora.terms[k];
     f32_linear(x, n, term.lora_A, h);

@@ -120,7 +120,9 @@ TEST(KernelsLora, ReferenceFollowsPeftArithmetic) {
     for (size_t e = 0; e < got.size(); ++e) {
       // the reference sums the same products in the same order: equal up to float summation order only
       EXPECT_NEAR(got[e], expected[e], 1e-5 * (1 + std::fabs(expected[e]))) << e;
-      if (precision == Precision::BF16) EXPECT_TRUE(testing::is_bf16_value(got[e])) << e;
+      if (precision == Precision::BF16) {
+        EXPECT_TRUE(testing::is_bf16_value(got[e])) << e;
+      }
     }
   }
 }

@@ -284,8 +284,7 @@ void linear_group(const Context& ctx, const float* x, int64_t n, const LinearOut
   }
   const cpu::Kernels& k = cpu::kernels_of(ctx);
   if (!k.linear_columns) {
-    for (int i = 0; i < count; ++i)
-      reference::linear(x, n, *outputs[i].w, outputs[i].y, precision, outputs[i].bias);
+    for (int i = 0; i < count; ++i) reference::linear(x, n, *outputs[i].w, outputs[i].y, precision, outputs[i].bias);
     return;
   }
   if (!share_x(outputs, count)) {
