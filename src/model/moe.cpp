@@ -48,8 +48,9 @@ size_t matrix_bytes(const WeightMatrix& w) {
                                : static_cast<size_t>(w.rows * w.cols) * dtype_size(w.dtype);
 }
 
-// softmax(logits, dtype=float32) as PyTorch's CPU kernel does it: exp(x - max) scaled by 1 / sum.
-void softmax_f32(const float* logits, int64_t count, float* probs) {
+}  // namespace
+
+void router_softmax(const float* logits, int64_t count, float* probs) {
   float max_value = -INFINITY;
   for (int64_t i = 0; i < count; ++i) max_value = std::max(max_value, logits[i]);
   float sum = 0.f;
@@ -60,8 +61,6 @@ void softmax_f32(const float* logits, int64_t count, float* probs) {
   const float inv = 1.0f / sum;
   for (int64_t i = 0; i < count; ++i) probs[i] *= inv;
 }
-
-}  // namespace
 
 int64_t MoeLayerWeights::expert_bytes(int64_t e) const {
   return static_cast<int64_t>(matrix_bytes(gate_up_proj[e]) + matrix_bytes(down_proj[e]));
@@ -133,7 +132,7 @@ void sparse_moe_block(const MoeLayerWeights& weights, const TextConfig& config, 
   ops::linear(ctx, x, n, weights.gate, work.router_logits.data(), precision);  // [n, E]
   for (int64_t t = 0; t < n; ++t) {
     float* p = work.probs.data() + t * experts;
-    softmax_f32(work.router_logits.data() + t * experts, experts, p);  // [E] float32
+    router_softmax(work.router_logits.data() + t * experts, experts, p);  // [E] float32
     int32_t* picked = work.top_index.data() + t * k;
     topk_like_torch(p, experts, k, picked);
     float total = 0.f;

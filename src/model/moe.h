@@ -73,6 +73,9 @@ void sparse_moe_block(const MoeLayerWeights& weights, const TextConfig& config, 
                       int64_t n, float* out, MoeWorkspace& work, Precision precision, const TensorHook& hook,
                       const ops::Context& ctx = {});
 
+// softmax(logits, dtype=float32) of the router as PyTorch's CPU kernel computes it: exp(x - max) scaled by 1 / sum.
+void router_softmax(const float* logits, int64_t count, float* probs);
+
 // The k largest of values[0..count) in torch.topk's order on CPU (largest first; equal values in the order its
 // std::nth_element + std::sort selection leaves them, which is not index order).
 void topk_like_torch(const float* values, int64_t count, int64_t k, int32_t* indices);
