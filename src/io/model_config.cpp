@@ -45,6 +45,7 @@ TextConfig read_text_config(const std::string& file, const json& text, bool moe)
                                            : config.hidden_size / config.num_attention_heads;
   config.rms_norm_eps = reader.number_or("rms_norm_eps", 1e-6);
   config.max_position_embeddings = reader.integer_or("max_position_embeddings", 262144);
+  if (reader.has("pad_token_id")) config.pad_token_id = reader.integer("pad_token_id");
   if (moe) {
     config.num_experts = reader.has("num_experts") ? reader.positive("num_experts")
                                                    : reader.positive("num_local_experts");

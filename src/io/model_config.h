@@ -27,6 +27,8 @@ struct TextConfig {
   int64_t num_experts_per_tok = 0;
   int64_t moe_intermediate_size = 0;
   bool norm_topk_prob = true;
+  // nn.Embedding's padding_idx of embed_tokens (Qwen3VLTextModel): that row gets no gradient in training.
+  std::optional<int64_t> pad_token_id;
 };
 
 struct VisionConfig {
