@@ -125,7 +125,8 @@ def mm_token_types(cfg, ids: torch.Tensor) -> torch.Tensor:
 def sample_positions(model, s: Sample) -> torch.Tensor:
     """[3, L]: Qwen3VLModel.get_rope_index of the sample alone (its T/H/W start at 0)."""
     ids = torch.tensor([s.ids])
-    pos, _ = model.model.get_rope_index(
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a PeftModel wraps it
+    pos, _ = base.model.get_rope_index(
         ids, mm_token_type_ids=mm_token_types(model.config, ids),
         image_grid_thw=torch.tensor(s.image_grids) if s.image_grids else None,
         video_grid_thw=torch.tensor(s.video_grids) if s.video_grids else None)
