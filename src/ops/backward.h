@@ -38,6 +38,9 @@ struct LinearGrads {
 // DoRA terms (dora.py DoraLinearLayer.forward, the weight norm detached as the paper and PEFT do):
 //   y = x W^T + b + (f - 1) * (x W^T) + f * s * (x A^T) B^T,  f = m / ||W + s B A||_row (dora_scale)
 //   dm[o] += sum_n dy[n, o] * ((x W^T)[n, o] + s * ((x A^T) B^T)[n, o]) / ||W + s B A||_o
+// (the norm from LoraTerm.dora_norm, required when dm is wanted), and the other gradients see dy * f in place of dy.
+// Several terms chain as PEFT's loop over active adapters does (a DoRA term's base_result is the result so far minus
+// the bias), so each term's backward sees the gradient of its own output.
 // The base weight may be of any format (bf16, q8, q4: dx through a quantized base for LoRA on a quantized model);
 // dW is only available for F32 and BF16 weights. x: the forward's input [n, cols]; dy [n, rows].
 // accumulate_dx: add to dx instead of writing it (several layers reading the same x, e.g. q/k/v).
@@ -51,12 +54,13 @@ void embedding_backward(const int32_t* ids, int64_t n, const float* dy, int64_t 
                         int64_t padding_idx = -1);
 
 // Backward of rms_norm (Qwen3VLTextRMSNorm; q_norm / k_norm with rows = tokens * heads): with r = rsqrt(mean(x^2)
-// + eps) and n = x r: dx = r * (dy w) - x r^3 mean((dy w) x) (written); dweight += sum_rows dy * n.
+// + eps) and n = x r: dx = r * (dy w) - x r^3 mean((dy w) x) (written; may be null); dweight += sum_rows dy * n.
 void rms_norm_backward(const Context& ctx, const float* x, int64_t rows, int64_t dim, const WeightVector& weight,
                        float eps, const float* dy, float* dx, float* dweight);
 
 // Backward of layer_norm (nn.LayerNorm): xhat = (x - mean) rstd, g = dy w:
-// dx = rstd (g - mean(g) - xhat mean(g xhat)) (written); dweight += sum_rows dy xhat; dbias += sum_rows dy.
+// dx = rstd (g - mean(g) - xhat mean(g xhat)) (written; may be null); dweight += sum_rows dy xhat;
+// dbias += sum_rows dy.
 void layer_norm_backward(const Context& ctx, const float* x, int64_t rows, int64_t dim, const WeightVector& weight,
                          const WeightVector& bias, float eps, const float* dy, float* dx, float* dweight,
                          float* dbias);

@@ -63,6 +63,9 @@ struct LoraTerm {
   WeightMatrix lora_B;
   float scaling = 1.0f;
   const float* dora_scale = nullptr;
+  // The row norms ||W + scaling * B A|| [out] dora_scale was computed from; training only (the magnitude's
+  // gradient in ops::linear_backward, ops/backward.h). The forward never reads it.
+  const float* dora_norm = nullptr;
 };
 
 class ThreadPool;  // core/thread_pool.h
