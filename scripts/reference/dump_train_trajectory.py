@@ -157,7 +157,8 @@ def run(case: str, samples, snapshots: list[int], d: Path) -> dict:
         for micro in range(GA):
             k = step * GA + micro
             loss = model(**inputs[k % len(samples)], use_cache=False).loss
-            losses.append({"micro_batch": k, "sample": samples[k % len(samples)].kind, "loss": loss.item()})
+            losses.append({"micro_batch": k, "sample_index": k % len(samples), "sample": samples[k % len(samples)].kind,
+                           "loss": loss.item()})
             (loss / GA).backward()
         grad_norm = clip_like_accelerate(model)
         lrs = [g["lr"] for g in opt.param_groups]
