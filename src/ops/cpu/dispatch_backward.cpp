@@ -9,14 +9,6 @@
 namespace qwen3vl {
 namespace ops {
 
-bool LinearGrads::any() const { return weight || bias || lora_A || lora_B || magnitude; }
-
-void linear_backward(const Context& ctx, const float* x, int64_t n, const WeightMatrix& w, const float* dy, float* dx,
-                     bool accumulate_dx, const LinearGrads& grads) {
-  (void)ctx;
-  reference::linear_backward(x, n, w, dy, dx, accumulate_dx, grads);
-}
-
 void embedding_backward(const int32_t* ids, int64_t n, const float* dy, int64_t dim, float* dtable,
                         int64_t padding_idx) {
   for (int64_t i = 0; i < n; ++i) {
