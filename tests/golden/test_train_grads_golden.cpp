@@ -13,6 +13,7 @@
 #include "model/model_trainer.h"
 #include "test_util.h"
 #include "train/parameters.h"
+#include "train_golden.h"
 
 namespace qwen3vl {
 namespace {
@@ -23,59 +24,6 @@ constexpr double kGradRelL2 = 1e-5;  // and for every gradient (relative L2, and
 // fp32 rounding both sides carry into the small vision-side factors: measured worst 1.29e-5 (merger.linear_fc1
 // lora_A), where plain LoRA's worst is 6e-6.
 constexpr double kRsLoraGradRelL2 = 2e-5;
-
-std::string grads_dir() { return testing::fixtures_dir() + "/train/grads"; }
-
-template <typename T>
-std::vector<T> read_raw(const std::string& path, size_t count) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<T> values(count);
-  in.read(reinterpret_cast<char*>(values.data()), static_cast<std::streamsize>(count * sizeof(T)));
-  EXPECT_TRUE(in.good()) << path;
-  return values;
-}
-
-size_t numel(const nlohmann::json& shape) {
-  size_t n = 1;
-  for (const auto& d : shape) n *= d.get<size_t>();
-  return n;
-}
-
-// The packed batch of tests/fixtures/train/grads/batch.
-TrainInputs load_batch() {
-  const std::string dir = grads_dir() + "/batch";
-  std::ifstream index_file(dir + "/index.json");
-  const nlohmann::json index = nlohmann::json::parse(index_file);
-  const nlohmann::json& files = index["files"];
-  auto ints = [&](const char* key) {
-    return read_raw<int32_t>(dir + "/" + files[key]["file"].get<std::string>(), numel(files[key]["shape"]));
-  };
-  auto floats = [&](const char* key) {
-    return read_raw<float>(dir + "/" + files[key]["file"].get<std::string>(), numel(files[key]["shape"]));
-  };
-  auto grids = [&](const char* key) {
-    std::vector<GridTHW> out;
-    const std::vector<int32_t> v = ints(key);
-    for (size_t i = 0; i + 2 < v.size(); i += 3) out.push_back(GridTHW{v[i], v[i + 1], v[i + 2]});
-    return out;
-  };
-  TrainInputs in;
-  in.input_ids = ints("input_ids");
-  in.labels = ints("labels");
-  const std::vector<int32_t> pos = ints("position_ids");  // [3, n]
-  const size_t n = in.input_ids.size();
-  for (size_t i = 0; i < n; ++i) {
-    in.positions.t.push_back(pos[i]);
-    in.positions.h.push_back(pos[n + i]);
-    in.positions.w.push_back(pos[2 * n + i]);
-  }
-  for (int32_t b : ints("text_cu_seqlens")) in.cu_seqlens.push_back(b);
-  in.pixel_values = floats("pixel_values");
-  in.image_grids = grids("image_grid_thw");
-  in.pixel_values_videos = floats("pixel_values_videos");
-  in.video_grids = grids("video_grid_thw");
-  return in;
-}
 
 // The golden gradient laid out as the checkpoint stores the tensor. transformers 5.23 keeps fused MoE experts as
 // [E, out, in] parameters (gate_up_proj [E, 2I, H], down_proj [E, H, I]) and transposes the file's [E, in, out] at
@@ -99,8 +47,8 @@ struct CaseResult {
 
 // Runs one case: `selection_for` picks what trains; LoRA cases start from the case's PEFT adapter.
 CaseResult check_case(const std::string& checkpoint, const std::string& case_name, const TuneFlags& tune,
-                      const LoraSpec& lora, double grad_rel_l2 = kGradRelL2) {
-  const std::string case_dir = grads_dir() + "/" + checkpoint + "/" + case_name;
+                      const LoraSpec& lora, double grad_rel_l2 = kGradRelL2, bool subset = false) {
+  const std::string case_dir = testing::train_grads_dir() + "/" + checkpoint + "/" + case_name;
   std::ifstream index_file(case_dir + "/index.json");
   const nlohmann::json index = nlohmann::json::parse(index_file);
   LoadOptions options;
@@ -111,7 +59,7 @@ CaseResult check_case(const std::string& checkpoint, const std::string& case_nam
   if (lora.enabled()) init.adapter_dir = case_dir;
   ParameterSet params(*model, select_modules(model->config, model->text_weights, model->vision_weights, tune, lora),
                       init);
-  const TrainInputs batch = load_batch();
+  const TrainInputs batch = testing::packed_inputs(testing::load_train_golden_batch());
   const int64_t count = supervised_tokens(batch);
   const ModelTrainer trainer(model->config, params.text_weights(), &params.vision_weights(), ops::Context{});
   const LossSum loss = trainer.forward_backward(batch, 1.0f / static_cast<float>(count), params.text_grads(),
@@ -125,6 +73,9 @@ CaseResult check_case(const std::string& checkpoint, const std::string& case_nam
   CaseResult result;
   size_t compared = 0;
   for (const Parameter& p : params.parameters()) {
+    if (subset) {
+      EXPECT_TRUE(tune.trains_fully(p.group)) << p.name << " trains outside the tuned parts";
+    }
     const auto it = golden.tensors().find(p.name);
     if (it == golden.tensors().end()) {
       ADD_FAILURE() << checkpoint << "/" << case_name << ": no golden gradient for " << p.name;
@@ -150,7 +101,9 @@ CaseResult check_case(const std::string& checkpoint, const std::string& case_nam
     if (rel_l2 >= result.worst_rel_l2) result = {rel_l2, p.name};
     ++compared;
   }
-  EXPECT_EQ(compared, golden.tensors().size()) << "every golden gradient has a trainable parameter";
+  if (!subset) {
+    EXPECT_EQ(compared, golden.tensors().size()) << "every golden gradient has a trainable parameter";
+  }
   return result;
 }
 
@@ -176,6 +129,14 @@ TEST_P(TrainGradsGolden, FullFineTuningMatchesPyTorch) {
 TEST_P(TrainGradsGolden, LoraOnEveryLinearMatchesPeft) {
   const CaseResult r = check_case(GetParam(), "lora", {}, all_linear());
   RecordProperty("worst_rel_l2", std::to_string(r.worst_rel_l2) + " " + r.worst_name);
+}
+
+// qwen-vl-finetune's --tune-mm-* parts one at a time: each trains exactly its tensors, with the gradients they have
+// when everything trains (the full case's), and nothing else gets a gradient buffer.
+TEST_P(TrainGradsGolden, EachTunedPartGetsItsFullFineTuningGradients) {
+  const TuneFlags parts[] = {TuneFlags{true, false, false, false}, TuneFlags{false, true, false, false},
+                             TuneFlags{false, false, true, false}, TuneFlags{false, false, false, true}};
+  for (const TuneFlags& tune : parts) check_case(GetParam(), "full", tune, {}, kGradRelL2, /*subset=*/true);
 }
 
 INSTANTIATE_TEST_SUITE_P(Checkpoints, TrainGradsGolden,
