@@ -15,6 +15,9 @@ namespace qwen3vl {
 namespace ops {
 namespace {
 
+// The temporaries, in per-thread buffers of the calling thread (cpu::backward_scratch).
+enum Slot { kTransposed, kProduct, kScaled, kHidden, kHiddenGrad, kDxLora, kGrad, kDxProduct, kDense, kGradBlock };
+
 // The largest temporary product in floats: dW of a large matrix (lm_head) is built in row blocks of at most this.
 constexpr int64_t kBlockFloats = int64_t{1} << 22;
 
@@ -71,15 +74,15 @@ void add_to(const Context& ctx, const float* src, int64_t count, float* dst) {
 // weight [p rows, n cols]; in blocks of rows of c so that the temporary product stays bounded.
 void add_transposed_product(const Context& ctx, const float* a, const float* b, int64_t n, int64_t m, int64_t p,
                             float* c) {
-  std::vector<float> a_t(static_cast<size_t>(m * n));
-  transpose(ctx, a, n, m, a_t.data());
+  float* a_t = cpu::backward_scratch(kTransposed, static_cast<size_t>(m * n));
+  transpose(ctx, a, n, m, a_t);
   const WeightMatrix b_weight = f32_matrix(b, p, n, WeightLayout::InOut);
   const int64_t block = std::min(m, std::max<int64_t>(1, kBlockFloats / std::max<int64_t>(p, 1)));
-  std::vector<float> product(static_cast<size_t>(block * p));
+  float* product = cpu::backward_scratch(kProduct, static_cast<size_t>(block * p));
   for (int64_t r0 = 0; r0 < m; r0 += block) {
     const int64_t rows = std::min(block, m - r0);
-    linear(ctx, a_t.data() + r0 * n, rows, b_weight, product.data(), Precision::F32);
-    add_to(ctx, product.data(), rows * p, c + r0 * p);
+    linear(ctx, a_t + r0 * n, rows, b_weight, product, Precision::F32);
+    add_to(ctx, product, rows * p, c + r0 * p);
   }
 }
 
@@ -94,29 +97,27 @@ void times_weight(const Context& ctx, const float* g, int64_t n, const WeightMat
   if (!is_quantized(w.dtype)) return linear(ctx, g, n, transposed(without_lora(w)), out, Precision::F32);
   const int64_t rows = w.rows, cols = w.cols;
   const int64_t block = std::min(rows, std::max<int64_t>(16, kBlockFloats / std::max<int64_t>(cols, 1) / 16 * 16));
-  std::vector<float> dense(static_cast<size_t>(block * cols)), g_block, product;
-  if (block < rows) {
-    g_block.resize(static_cast<size_t>(n * block));
-    product.resize(static_cast<size_t>(n * cols));
-  }
+  float* dense = cpu::backward_scratch(kDense, static_cast<size_t>(block * cols));
+  float* g_block = block < rows ? cpu::backward_scratch(kGradBlock, static_cast<size_t>(n * block)) : nullptr;
+  float* product = block < rows ? cpu::backward_scratch(kProduct, static_cast<size_t>(n * cols)) : nullptr;
   for (int64_t j0 = 0; j0 < rows; j0 += block) {
     const int64_t count = std::min(block, rows - j0);
     cpu::for_ranges(ctx, count, 1, std::max<int64_t>(1, cpu::kMinParallelElements / cols / 4),
                     [&](int64_t r0, int64_t r1) {
-                      for (int64_t r = r0; r < r1; ++r) dequantize_row(w, j0 + r, dense.data() + r * cols);
+                      for (int64_t r = r0; r < r1; ++r) dequantize_row(w, j0 + r, dense + r * cols);
                     });
     const float* g_in = g;
     if (block < rows) {
       for (int64_t i = 0; i < n; ++i)
-        std::copy(g + i * rows + j0, g + i * rows + j0 + count, g_block.data() + i * count);
-      g_in = g_block.data();
+        std::copy(g + i * rows + j0, g + i * rows + j0 + count, g_block + i * count);
+      g_in = g_block;
     }
-    const WeightMatrix dense_t = f32_matrix(dense.data(), cols, count, WeightLayout::InOut);
+    const WeightMatrix dense_t = f32_matrix(dense, cols, count, WeightLayout::InOut);
     if (j0 == 0) {
       linear(ctx, g_in, n, dense_t, out, Precision::F32);
     } else {
-      linear(ctx, g_in, n, dense_t, product.data(), Precision::F32);
-      add_to(ctx, product.data(), n * cols, out);
+      linear(ctx, g_in, n, dense_t, product, Precision::F32);
+      add_to(ctx, product, n * cols, out);
     }
   }
 }
@@ -185,19 +186,22 @@ std::vector<std::vector<float>> dora_inputs(const Context& ctx, const float* x, 
 void lora_term_backward(const Context& ctx, const float* x, int64_t n, const WeightMatrix& w, const LoraTerm& term,
                         const float* g, float* dA, float* dB, float* dx_lora) {
   const int64_t out = w.rows, in = w.cols, r = term.lora_A.rows;
-  std::vector<float> scaled(static_cast<size_t>(n * out)), dh(static_cast<size_t>(n * r));
-  for (size_t e = 0; e < scaled.size(); ++e) scaled[e] = g[e] * term.scaling;  // gradient of (x A^T) B^T
+  float* scaled = cpu::backward_scratch(kScaled, static_cast<size_t>(n * out));
+  float* dh = cpu::backward_scratch(kHiddenGrad, static_cast<size_t>(n * r));
+  cpu::for_ranges(ctx, n * out, 64, cpu::kMinParallelElements, [&](int64_t e0, int64_t e1) {
+    for (int64_t e = e0; e < e1; ++e) scaled[e] = g[e] * term.scaling;  // the gradient of (x A^T) B^T
+  });
   if (dB) {
-    std::vector<float> h(static_cast<size_t>(n * r));
-    linear(ctx, x, n, term.lora_A, h.data(), Precision::F32);
-    add_transposed_product(ctx, scaled.data(), h.data(), n, out, r, dB);
+    float* h = cpu::backward_scratch(kHidden, static_cast<size_t>(n * r));
+    linear(ctx, x, n, term.lora_A, h, Precision::F32);
+    add_transposed_product(ctx, scaled, h, n, out, r, dB);
   }
-  multiply(ctx, scaled.data(), n, out, static_cast<const float*>(term.lora_B.data), r, dh.data());
-  if (dA) add_transposed_product(ctx, dh.data(), x, n, r, in, dA);
+  multiply(ctx, scaled, n, out, static_cast<const float*>(term.lora_B.data), r, dh);
+  if (dA) add_transposed_product(ctx, dh, x, n, r, in, dA);
   if (dx_lora) {
-    std::vector<float> product(static_cast<size_t>(n * in));
-    multiply(ctx, dh.data(), n, r, static_cast<const float*>(term.lora_A.data), in, product.data());
-    add_to(ctx, product.data(), n * in, dx_lora);
+    float* product = cpu::backward_scratch(kProduct, static_cast<size_t>(n * in));
+    multiply(ctx, dh, n, r, static_cast<const float*>(term.lora_A.data), in, product);
+    add_to(ctx, product, n * in, dx_lora);
   }
 }
 
@@ -216,12 +220,12 @@ void linear_backward(const Context& ctx, const float* x, int64_t n, const Weight
   // when a DoRA term rescales it.
   bool has_dora = false;
   for (int t = 0; t < w.lora.count; ++t) has_dora = has_dora || w.lora.terms[t].dora_scale;
-  std::vector<float> g_scaled(has_dora ? static_cast<size_t>(n * out) : 0);
-  if (has_dora) std::copy(dy, dy + n * out, g_scaled.begin());
-  float* g_mutable = g_scaled.data();
+  float* g_mutable = has_dora ? cpu::backward_scratch(kGrad, static_cast<size_t>(n * out)) : nullptr;
+  if (has_dora) std::copy(dy, dy + n * out, g_mutable);
   const float* g = has_dora ? g_mutable : dy;
   const std::vector<std::vector<float>> dora_in = dora_inputs(ctx, x, n, w, grads);
-  std::vector<float> dx_lora(dx && w.lora.count ? static_cast<size_t>(n * in) : 0, 0.f);
+  float* dx_lora = dx && w.lora.count ? cpu::backward_scratch(kDxLora, static_cast<size_t>(n * in)) : nullptr;
+  if (dx_lora) std::fill(dx_lora, dx_lora + n * in, 0.f);
   for (int t = w.lora.count - 1; t >= 0; --t) {
     const LoraTerm& term = w.lora.terms[t];
     if (term.dora_scale) {
@@ -231,19 +235,19 @@ void linear_backward(const Context& ctx, const float* x, int64_t n, const Weight
     }
     float* dA = entry(grads.lora_A, t);
     float* dB = entry(grads.lora_B, t);
-    if (dA || dB || dx) lora_term_backward(ctx, x, n, w, term, g, dA, dB, dx ? dx_lora.data() : nullptr);
+    if (dA || dB || dx) lora_term_backward(ctx, x, n, w, term, g, dA, dB, dx_lora);
   }
   if (grads.weight) {
     if (w.layout == WeightLayout::OutIn) add_transposed_product(ctx, g, x, n, out, in, grads.weight);
     else add_transposed_product(ctx, x, g, n, in, out, grads.weight);
   }
   if (!dx) return;
-  if (!accumulate_dx && dx_lora.empty()) return times_weight(ctx, g, n, w, dx);
-  std::vector<float> product(static_cast<size_t>(n * in));
-  times_weight(ctx, g, n, w, product.data());
+  if (!accumulate_dx && !dx_lora) return times_weight(ctx, g, n, w, dx);
+  float* product = cpu::backward_scratch(kDxProduct, static_cast<size_t>(n * in));
+  times_weight(ctx, g, n, w, product);
   cpu::for_ranges(ctx, n * in, 64, cpu::kMinParallelElements, [&](int64_t e0, int64_t e1) {
     for (int64_t e = e0; e < e1; ++e) {
-      const float sum = dx_lora.empty() ? product[e] : dx_lora[e] + product[e];
+      const float sum = dx_lora ? dx_lora[e] + product[e] : product[e];
       dx[e] = accumulate_dx ? dx[e] + sum : sum;
     }
   });

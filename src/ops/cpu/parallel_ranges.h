@@ -4,7 +4,9 @@
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "ops/ops.h"
@@ -43,6 +45,22 @@ void for_tasks(const Context& ctx, int64_t tasks, Fn&& fn) {
   } else {
     for (int64_t t = 0; t < tasks; ++t) fn(t);
   }
+}
+
+// Per-thread float buffers of the backward ops, kept for the thread's life: a training step reuses them instead of
+// faulting in fresh pages for every temporary. Buffer `slot` (< kBackwardSlots) holds at least `count` floats, its
+// contents unspecified. A caller owns its slots while it runs (ops/cpu/linear_backward.cpp and attention_backward.cpp
+// list theirs), and never holds one across a call that uses the same slot on the same thread.
+constexpr int kBackwardSlots = 13;
+inline float* backward_scratch(int slot, size_t count) {
+  thread_local std::vector<float> buffers[kBackwardSlots];
+  std::vector<float>& buffer = buffers[slot];
+  if (buffer.size() < count) {
+    buffer.clear();
+    buffer.shrink_to_fit();
+    buffer.resize(count);
+  }
+  return buffer.data();
 }
 
 // Element-wise work is split only when large enough to pay for the hand-off.
