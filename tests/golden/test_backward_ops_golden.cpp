@@ -7,8 +7,8 @@
 // and compares every gradient; the scalar reference and the dispatched op (two threads) both run.
 //
 // Bound: relative L2 <= kRelL2 and max |diff| <= kRelL2 * max(1, max |torch|). Both sides are float32 with
-// different summation orders; measured worst 1.8e-7 relative L2 (moe down_proj; dispatched and reference alike),
-// recorded per gradient as test properties (--gtest_output=xml shows them).
+// different summation orders; measured worst 1.9e-7 relative L2 (attention_text dq, dispatched; the reference's worst
+// 1.8e-7, moe down_proj), recorded per gradient as test properties (--gtest_output=xml shows them).
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -7,8 +7,8 @@
 //
 // Bound: relative L2 error <= 1e-5 and max |diff| <= 1e-5 * max(1, max |finite difference|). The op is float32
 // (relative rounding ~1e-7 over these short sums) and the differences in double with step 1e-5 are good to ~1e-9,
-// so 1e-5 leaves two orders of margin; the measured errors are recorded as test properties
-// (--gtest_output=xml shows them).
+// so 1e-5 leaves two orders of margin: measured worst 1.8e-7 (moe dx, gelu_tanh dx), recorded per gradient as test
+// properties (--gtest_output=xml shows them).
 #include <gtest/gtest.h>
 
 #include <algorithm>
