@@ -3,8 +3,9 @@
 src/model/moe_train.h), one small case per op, through the transformers / PEFT modules themselves.
 
 Offline fixture generation only (CI never runs this). Writes OUT_DIR/ops.safetensors (every float tensor, named
-"<case>.<tensor>", float32) and OUT_DIR/ops.json (per case: integer inputs and scalar parameters). CPU, one thread,
-deterministic algorithms, float32, eval mode. Per case, with seeded random inputs and a seeded output gradient dy:
+"<case>.<tensor>", float32) and OUT_DIR/ops.json (per case: integer inputs and scalar parameters; "versions": torch,
+transformers and peft). CPU, one thread, deterministic algorithms, float32, eval mode; the output is byte-identical
+from run to run. Per case, with seeded random inputs and a seeded output gradient dy:
     loss = sum(output * dy)        (cross_entropy: grad_scale * F.cross_entropy(..., reduction="sum"))
     loss.backward()
 and "<case>.grad.<input>" holds each input's .grad. The cases:
@@ -263,9 +264,10 @@ def main() -> None:
         dump_linear(case, adapters, seed)
     dump_moe()
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in TENSORS.items()}, args.out_dir / "ops.safetensors",
-              metadata={"torch": torch.__version__, "transformers": transformers.__version__,
-                        "peft": peft.__version__})
+    # No safetensors metadata: its key order is not stable from run to run, so the versions go to ops.json.
+    save_file({k: v.contiguous() for k, v in TENSORS.items()}, args.out_dir / "ops.safetensors")
+    CASES["versions"] = {"torch": torch.__version__, "transformers": transformers.__version__,
+                         "peft": peft.__version__}
     lines = [f"  {json.dumps(case)}: {json.dumps(CASES[case], sort_keys=True)}" for case in sorted(CASES)]
     (args.out_dir / "ops.json").write_text("{\n" + ",\n".join(lines) + "\n}\n")
 
