@@ -299,6 +299,22 @@ TEST(CheckpointWriter, FullCheckpointKeepsTiedHead) {
   out.save_logits(inputs, trained);
 }
 
+// MoE: the router and the fused experts written back in the file's layout ([E, in, out]), not transformers' own.
+TEST(CheckpointWriter, FullCheckpointMoe) {
+  const auto model = load(testing::model_fixture("tiny-moe-fp32"));
+  ParameterSet params(*model, select(*model, tune_all(), {}));
+  perturb(params, 0.01f);
+  const CaseDir out("full-moe");
+  const std::string dir = out.path() + "/model";
+  write_hf_checkpoint(dir, *model, params);
+  const auto written = load(dir);
+  const TrainInputs inputs = text_sample(model->config, 24);
+  const std::vector<float> trained = logits_of(model->config, params.text_weights(), &params.vision_weights(), inputs);
+  EXPECT_EQ(max_abs_diff(trained, logits_of(written->config, written->text_weights, &written->vision_weights, inputs)),
+            0.f);
+  out.save_logits(inputs, trained);
+}
+
 // A bf16 checkpoint with only the merger trained: masters rounded to nearest even, frozen tensors byte for byte.
 TEST(CheckpointWriter, Bf16CheckpointRoundsMastersAndKeepsFrozenBytes) {
   const auto model = load(testing::model_fixture("tiny-bf16-untied"));
