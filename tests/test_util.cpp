@@ -70,7 +70,12 @@ std::vector<float> read_f32(const std::string& path) {
 }
 
 CommandResult run_cli(const std::string& arguments, bool with_stderr) {
-  const std::string command = std::string(QWEN3VL_CLI_PATH) + " " + arguments + (with_stderr ? " 2>&1" : " 2>/dev/null");
+  return run_command(cli_path() + " " + arguments + (with_stderr ? " 2>&1" : " 2>/dev/null"));
+}
+
+std::string cli_path() { return QWEN3VL_CLI_PATH; }
+
+CommandResult run_command(const std::string& command) {
   CommandResult result;
   FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) throw std::runtime_error("popen failed");

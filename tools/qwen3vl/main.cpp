@@ -6,6 +6,7 @@
 #include "bench_command.h"
 #include "core/error.h"
 #include "eval_command.h"
+#include "finetune_command.h"
 #include "info_command.h"
 #include "kld_command.h"
 #include "merge_lora_command.h"
@@ -14,7 +15,7 @@
 #include "serve_command.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"qwen3vl: run Qwen3-VL checkpoints (Hugging Face layout) on the CPU"};
+  CLI::App app{"qwen3vl: run and fine-tune Qwen3-VL checkpoints (Hugging Face layout) on the CPU"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "qwen3vl 0.1.0");
   qwen3vl::cli::RunOptions run_options;
@@ -33,6 +34,8 @@ int main(int argc, char** argv) {
   CLI::App* kld = qwen3vl::cli::add_kld_command(app, kld_options);
   qwen3vl::cli::MergeLoraCommandOptions merge_lora_options;
   CLI::App* merge_lora = qwen3vl::cli::add_merge_lora_command(app, merge_lora_options);
+  qwen3vl::cli::FinetuneCommandOptions finetune_options;
+  CLI::App* finetune = qwen3vl::cli::add_finetune_command(app, finetune_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -47,6 +50,7 @@ int main(int argc, char** argv) {
     if (quantize->parsed()) return qwen3vl::cli::quantize_command(quantize_options);
     if (kld->parsed()) return qwen3vl::cli::kld_command(kld_options);
     if (merge_lora->parsed()) return qwen3vl::cli::merge_lora_command(merge_lora_options);
+    if (finetune->parsed()) return qwen3vl::cli::finetune_command(finetune_options);
   } catch (const qwen3vl::Error& error) {
     std::fprintf(stderr, "error: %s\n", error.what());
     return 1;
