@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ops/backward.h"
+#include "ops/cpu/kernels.h"
 #include "ops/cpu/parallel_ranges.h"
 
 namespace qwen3vl {
@@ -33,7 +34,7 @@ void scatter_rows(const float* src, int64_t rows, int64_t head_dim, float* dst, 
   for (int64_t r = 0; r < rows; ++r) std::copy(src + r * head_dim, src + (r + 1) * head_dim, dst + r * stride);
 }
 
-// One row of the block: s holds the raw scores q.k and dp the products dO.v over `keys` keys. Leaves P in s and
+// One row of the block (the scalar set's; the vector sets have Kernels::softmax_backward_row): s holds the raw scores q.k and dp the products dO.v over `keys` keys. Leaves P in s and
 // dS = P (dP - rowsum(P dP)) * scale in dp (the reference's formulas and float softmax), zero up to `width`.
 void softmax_backward_row(float* s, float* dp, int64_t keys, int64_t width, float scale) {
   float max_value = -INFINITY;
@@ -81,6 +82,7 @@ struct HeadTask {
   int64_t q_stride, kv_stride, dkv_stride, head_dim;
   bool causal;
   float scale;
+  void (*softmax_backward_row)(float* s, float* dp, int64_t keys, int64_t width, float scale);
 };
 
 float* zeroed(float* buffer, int64_t count) {
@@ -122,7 +124,7 @@ void head_backward(const Context& single, const HeadTask& t) {
     linear(single, q, rows, f32_matrix(k, width, hd, WeightLayout::OutIn), s, Precision::F32);     // S [rows, width]
     linear(single, dout, rows, f32_matrix(v, width, hd, WeightLayout::OutIn), dp, Precision::F32);  // dP
     for (int64_t i = 0; i < rows; ++i)
-      softmax_backward_row(s + i * width, dp + i * width, t.causal ? b0 + i + 1 : L, width, t.scale);
+      t.softmax_backward_row(s + i * width, dp + i * width, t.causal ? b0 + i + 1 : L, width, t.scale);
     transpose(q, rows, hd, q_t);
     transpose(dout, rows, hd, dout_t);
     // dQ = dS K: K read as an InOut weight [hd rows, width cols]; written over the gathered q (no longer needed).
@@ -159,6 +161,7 @@ void attention_backward(const Context& ctx, const float* q, const float* k, cons
     std::fill(dv, dv + n * kv_stride, 0.f);
   }
   const Context single{nullptr, ctx.kernels};
+  const cpu::Kernels& kernels = ctx.kernels ? *ctx.kernels : cpu::best_kernels();
   cpu::for_tasks(ctx, num_segments * heads, [&](int64_t task) {
     const int64_t s = task / heads, h = task % heads, kv = h / group;
     const int64_t begin = cu_seqlens[s], rows = cu_seqlens[s + 1] - begin;
@@ -178,6 +181,7 @@ void attention_backward(const Context& ctx, const float* q, const float* k, cons
     t.head_dim = hd;
     t.causal = causal;
     t.scale = scale;
+    t.softmax_backward_row = kernels.softmax_backward_row ? kernels.softmax_backward_row : softmax_backward_row;
     head_backward(single, t);
   });
   if (group == 1) return;

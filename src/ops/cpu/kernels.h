@@ -83,6 +83,11 @@ struct Kernels {
   void (*attention)(const AttentionJob&, const void* packed, int64_t kv_head, int64_t q_begin, int64_t q_end,
                     int64_t k_begin, int64_t k_end) = nullptr;
 
+  // One row of the attention backward (ops/cpu/attention_backward.cpp), null in the scalar set: s holds `keys` raw
+  // scores q.k and dp the products dO.v; leaves P = softmax(s * scale) in s and dS = P (dP - sum(P dP)) * scale in
+  // dp (the sums in float lanes), both zero from `keys` up to `width`.
+  void (*softmax_backward_row)(float* s, float* dp, int64_t keys, int64_t width, float scale) = nullptr;
+
   // Row- and element-wise ops on a range (the numerics of the ops.h functions of the same name).
   void (*rms_norm)(const float* x, int64_t rows, int64_t dim, const WeightVector& weight, float eps, float* out,
                    Precision precision) = nullptr;
