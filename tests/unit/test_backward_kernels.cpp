@@ -136,6 +136,8 @@ std::vector<OpCase> linear_cases() {
 
 // ---- norms, element-wise ops, rotary ----
 
+constexpr size_t kElements = 100003;  // past three pieces of the element-wise split
+
 std::vector<OpCase> row_cases() {
   std::vector<OpCase> cases;
   cases.push_back({"rms_norm", [](const ops::Context* ctx) {
@@ -165,28 +167,27 @@ std::vector<OpCase> row_cases() {
                      append(dx, db);
                      return dx;
                    }});
-  const size_t count = 100003;
-  cases.push_back({"gelu_tanh", [count](const ops::Context* ctx) {
-                     const Floats x = random_floats(count, 11, 2.f), dy = random_floats(count, 12);
-                     Floats dx(count);
-                     if (ctx) ops::gelu_tanh_backward(*ctx, x.data(), dy.data(), count, dx.data());
-                     else ops::reference::gelu_tanh_backward(x.data(), dy.data(), count, dx.data());
+  cases.push_back({"gelu_tanh", [](const ops::Context* ctx) {
+                     const Floats x = random_floats(kElements, 11, 2.f), dy = random_floats(kElements, 12);
+                     Floats dx(kElements);
+                     if (ctx) ops::gelu_tanh_backward(*ctx, x.data(), dy.data(), kElements, dx.data());
+                     else ops::reference::gelu_tanh_backward(x.data(), dy.data(), kElements, dx.data());
                      return dx;
                    }});
-  cases.push_back({"gelu_erf", [count](const ops::Context* ctx) {
-                     const Floats x = random_floats(count, 13, 2.f), dy = random_floats(count, 14);
-                     Floats dx(count);
-                     if (ctx) ops::gelu_erf_backward(*ctx, x.data(), dy.data(), count, dx.data());
-                     else ops::reference::gelu_erf_backward(x.data(), dy.data(), count, dx.data());
+  cases.push_back({"gelu_erf", [](const ops::Context* ctx) {
+                     const Floats x = random_floats(kElements, 13, 2.f), dy = random_floats(kElements, 14);
+                     Floats dx(kElements);
+                     if (ctx) ops::gelu_erf_backward(*ctx, x.data(), dy.data(), kElements, dx.data());
+                     else ops::reference::gelu_erf_backward(x.data(), dy.data(), kElements, dx.data());
                      return dx;
                    }});
-  cases.push_back({"silu_mul", [count](const ops::Context* ctx) {
-                     const Floats gate = random_floats(count, 15, 2.f), up = random_floats(count, 16);
-                     const Floats dy = random_floats(count, 17);
-                     Floats dgate(count), dup(count);
-                     if (ctx) ops::silu_mul_backward(*ctx, gate.data(), up.data(), dy.data(), count, dgate.data(),
+  cases.push_back({"silu_mul", [](const ops::Context* ctx) {
+                     const Floats gate = random_floats(kElements, 15, 2.f), up = random_floats(kElements, 16);
+                     const Floats dy = random_floats(kElements, 17);
+                     Floats dgate(kElements), dup(kElements);
+                     if (ctx) ops::silu_mul_backward(*ctx, gate.data(), up.data(), dy.data(), kElements, dgate.data(),
                                                      dup.data());
-                     else ops::reference::silu_mul_backward(gate.data(), up.data(), dy.data(), count, dgate.data(),
+                     else ops::reference::silu_mul_backward(gate.data(), up.data(), dy.data(), kElements, dgate.data(),
                                                             dup.data());
                      append(dgate, dup);
                      return dgate;
