@@ -131,6 +131,9 @@ std::vector<OpCase> linear_cases() {
   // dx is a float sum of 65584 terms here, whose rounding grows as sqrt(terms): measured 4.4e-6.
   LinearSetup blocks{3, 64, 65536 + 48, DType::Q8, WeightLayout::OutIn, false, false, false, false, false, 600};
   add("q8.row_blocks", blocks, 2e-5);
+  // dW = dy^T x past one block of its rows (2^22 floats / 64 cols), and dx through the f32 weight in one product.
+  LinearSetup dw_blocks{3, 64, 65536 + 48, DType::F32, WeightLayout::OutIn, true, false, false, false, false, 700};
+  add("f32.weight_grad_row_blocks", dw_blocks, 2e-5);
   return cases;
 }
 

@@ -50,15 +50,16 @@ WeightMatrix without_lora(const WeightMatrix& w) {
 
 float* entry(float* const* array, int t) { return array ? array[t] : nullptr; }
 
-// dst[cols, rows] = src[rows, cols]^T, in tiles (both sides stay in cache), split by destination rows.
-void transpose(const Context& ctx, const float* src, int64_t rows, int64_t cols, float* dst) {
+// dst[cols, rows] = src[rows, cols]^T for src of row stride ld, in tiles (both sides stay in cache), split by
+// destination rows.
+void transpose(const Context& ctx, const float* src, int64_t rows, int64_t cols, int64_t ld, float* dst) {
   constexpr int64_t kTile = 32;
   cpu::for_ranges(ctx, cols, kTile, std::max<int64_t>(1, cpu::kMinParallelElements / std::max<int64_t>(rows, 1)),
                   [&](int64_t c0, int64_t c1) {
                     for (int64_t r0 = 0; r0 < rows; r0 += kTile)
                       for (int64_t c = c0; c < c1; ++c) {
                         const int64_t r1 = std::min(rows, r0 + kTile);
-                        for (int64_t r = r0; r < r1; ++r) dst[c * rows + r] = src[r * cols + c];
+                        for (int64_t r = r0; r < r1; ++r) dst[c * rows + r] = src[r * ld + c];
                       }
                   });
 }
@@ -71,17 +72,18 @@ void add_to(const Context& ctx, const float* src, int64_t count, float* dst) {
 }
 
 // c[m, p] += a^T b for a [n, m], b [n, p] (the weight-gradient shape dy^T x): a^T is the GEMM's input, b an InOut
-// weight [p rows, n cols]; in blocks of rows of c so that the temporary product stays bounded.
+// weight [p rows, n cols]; in blocks of rows of c so that the temporaries (a block of a^T and its product) stay
+// bounded.
 void add_transposed_product(const Context& ctx, const float* a, const float* b, int64_t n, int64_t m, int64_t p,
                             float* c) {
-  float* a_t = cpu::backward_scratch(kTransposed, static_cast<size_t>(m * n));
-  transpose(ctx, a, n, m, a_t);
-  const WeightMatrix b_weight = f32_matrix(b, p, n, WeightLayout::InOut);
-  const int64_t block = std::min(m, std::max<int64_t>(1, kBlockFloats / std::max<int64_t>(p, 1)));
+  const int64_t block = std::min(m, std::max<int64_t>(1, kBlockFloats / std::max<int64_t>({p, n, 1})));
+  float* a_t = cpu::backward_scratch(kTransposed, static_cast<size_t>(block * n));
   float* product = cpu::backward_scratch(kProduct, static_cast<size_t>(block * p));
+  const WeightMatrix b_weight = f32_matrix(b, p, n, WeightLayout::InOut);
   for (int64_t r0 = 0; r0 < m; r0 += block) {
     const int64_t rows = std::min(block, m - r0);
-    linear(ctx, a_t + r0 * n, rows, b_weight, product, Precision::F32);
+    transpose(ctx, a + r0, n, rows, m, a_t);
+    linear(ctx, a_t, rows, b_weight, product, Precision::F32);
     add_to(ctx, product, rows * p, c + r0 * p);
   }
 }
