@@ -143,6 +143,26 @@ INSTANTIATE_TEST_SUITE_P(Checkpoints, TrainGradsGolden,
                          ::testing::Values("tiny-fp32-tied", "tiny-fp32-untied-sharded", "tiny-vision-hd24-fp32",
                                            "tiny-moe-fp32"));
 
+// --gradient-checkpointing: every layer and block recomputed from its input in the backward gives the same bits.
+TEST(TrainGradsGoldenVariants, LayerRecomputationGivesTheSameGradients) {
+  LoadOptions options;
+  options.require_tokenizer = false;
+  options.threads = 1;
+  const auto model = load_model(testing::fixtures_dir() + "/models/tiny-vision-hd24-fp32", options);
+  const TrainInputs batch = testing::packed_inputs(testing::load_train_golden_batch());
+  std::vector<std::vector<float>> grads;
+  std::vector<double> losses;
+  for (bool recompute : {false, true}) {
+    ParameterSet params(*model, select_modules(model->config, model->text_weights, model->vision_weights, full(), {}));
+    const ModelTrainer trainer(model->config, params.text_weights(), &params.vision_weights(), ops::Context{},
+                               recompute);
+    losses.push_back(trainer.forward_backward(batch, 0.01f, params.text_grads(), &params.vision_grads()).sum);
+    grads.emplace_back(params.grads(), params.grads() + params.numel());
+  }
+  EXPECT_EQ(losses[0], losses[1]);
+  EXPECT_TRUE(grads[0] == grads[1]) << "recomputed activations change the gradients";
+}
+
 TEST(TrainGradsGoldenVariants, RsLoraMatchesPeft) {
   check_case("tiny-fp32-untied-sharded", "rslora", {}, all_linear(true, false), kRsLoraGradRelL2);
 }
