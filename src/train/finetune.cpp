@@ -263,7 +263,9 @@ void finetune(const FinetuneOptions& o, const std::function<void(const std::stri
   }
   if (rank == 0) fs::create_directories(o.output_dir);
   std::ofstream log;
-  if (rank == 0) log.open(o.output_dir + "/train_log.jsonl", std::ios::app);
+  // A resumed run continues its log; a new one starts it afresh.
+  if (rank == 0)
+    log.open(o.output_dir + "/train_log.jsonl", o.resume.empty() ? std::ios::trunc : std::ios::app);
 
   UnitStream stream(data.units.size(), o.seed, o.shuffle);
   Stopwatch run_clock;
