@@ -1,11 +1,10 @@
 // ops::attention_backward on a Context (ops/backward.h). One task per (segment, query head) owns that head's dq rows
 // and its share of dk / dv; it walks the segment's query rows in blocks of kBlockRows, recomputes the block's softmax
-// from S = Q K^T, and forms dP = dO V^T, dQ = dS K, dK += dS^T Q and dV += P^T dO with the forward GEMM on one
+// from S = Q K^T, and forms dP = dO V^T, dQ = dS K, dK += dS^T Q and dV += P^T dO with the forward GEMM on its
 // thread (memory O(kBlockRows x segment) per task). The query heads of a GQA group then add their dk / dv shares in
 // head order, so every value is summed in the same order at any thread count.
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "ops/backward.h"
 #include "ops/cpu/kernels.h"
@@ -34,8 +33,9 @@ void scatter_rows(const float* src, int64_t rows, int64_t head_dim, float* dst, 
   for (int64_t r = 0; r < rows; ++r) std::copy(src + r * head_dim, src + (r + 1) * head_dim, dst + r * stride);
 }
 
-// One row of the block (the scalar set's; the vector sets have Kernels::softmax_backward_row): s holds the raw scores q.k and dp the products dO.v over `keys` keys. Leaves P in s and
-// dS = P (dP - rowsum(P dP)) * scale in dp (the reference's formulas and float softmax), zero up to `width`.
+// One row of the block, the scalar set's (the vector sets have Kernels::softmax_backward_row): s holds the raw
+// scores q.k and dp the products dO.v over `keys` keys. Leaves P in s and dS = P (dP - rowsum(P dP)) * scale in dp
+// (the reference's formulas and float softmax), zero up to `width`.
 void softmax_backward_row(float* s, float* dp, int64_t keys, int64_t width, float scale) {
   float max_value = -INFINITY;
   for (int64_t j = 0; j < keys; ++j) {

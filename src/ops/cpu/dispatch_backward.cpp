@@ -34,7 +34,8 @@ void norm_backward_blocks(const Context& ctx, int64_t rows, int64_t dim, float* 
   const int64_t blocks = (rows + kNormBlockRows - 1) / kNormBlockRows;
   std::vector<float> weight_partials(dweight ? static_cast<size_t>(blocks * dim) : 0, 0.f);
   std::vector<float> bias_partials(dbias ? static_cast<size_t>(blocks * dim) : 0, 0.f);
-  const int64_t min_blocks = std::max<int64_t>(1, cpu::kMinParallelElements / (kNormBlockRows * std::max<int64_t>(dim, 1)));
+  const int64_t min_blocks =
+      std::max<int64_t>(1, cpu::kMinParallelElements / (kNormBlockRows * std::max<int64_t>(dim, 1)));
   cpu::for_ranges(ctx, blocks, 1, min_blocks, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b)
       run(b * kNormBlockRows, std::min(rows, (b + 1) * kNormBlockRows),
