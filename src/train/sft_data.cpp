@@ -62,6 +62,8 @@ class MediaResolver {
   std::string resolve(const std::string& kind, std::string name) const {
     if (name.rfind("file://", 0) == 0) name.erase(0, 7);
     if (name.empty()) throw_error("the ", kind, " path is empty");
+    // A JSON "\u0000" would end the name the file system sees, after the root check saw the whole name.
+    if (name.find('\0') != std::string::npos) throw_error(kind, " path contains a NUL character (\\u0000)");
     if (name.find("://") != std::string::npos || name.rfind("data:", 0) == 0)
       throw_error(kind, " '", name, "': only local files can be trained on (no URLs)");
     const fs::path given(name);
