@@ -197,17 +197,19 @@ std::string latest_checkpoint(const std::string& output_dir) {
   return best;
 }
 
+}  // namespace
+
 void check_resumable(const std::string& dir, const nlohmann::json& fingerprint) {
   std::ifstream in(dir + "/run.json");
   const nlohmann::json saved = nlohmann::json::parse(in, nullptr, false);
   if (saved.is_discarded()) throw_error(dir, "/run.json: missing or not JSON");
+  // value() below throws nlohmann's type_error on anything but an object.
+  if (!saved.is_object()) throw_error(dir, "/run.json: expected a JSON object");
   for (const auto& [key, value] : fingerprint.items())
     if (!saved.contains(key) || saved[key] != value)
       throw_error(dir, "/run.json: ", key, " was ", saved.value(key, nlohmann::json()).dump(), ", this run has ",
                   value.dump(), " (resume with the same data, seed, ranks and accumulation)");
 }
-
-}  // namespace
 
 void finetune(const FinetuneOptions& o, const std::function<void(const std::string&)>& report) {
   std::unique_ptr<Communicator> comm = make_communicator();

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -59,5 +60,10 @@ struct FinetuneOptions {
 // Runs it. Progress lines (loading, skipped samples, one per step, saving) go to `progress` on rank 0.
 // Throws Error naming the file, line, flag or tensor at fault.
 void finetune(const FinetuneOptions& options, const std::function<void(const std::string&)>& progress);
+
+// Checks DIR/run.json, written beside a checkpoint's training state, against the resuming run's `fingerprint` (the
+// data, seed, ranks, accumulation and length it was made with). Throws Error naming run.json and the first key that
+// differs. Exposed for fuzzing.
+void check_resumable(const std::string& dir, const nlohmann::json& fingerprint);
 
 }  // namespace qwen3vl

@@ -27,6 +27,12 @@ safetensors_seed() {
 # One line of tests/fixtures/chat/conversations.json per conversation: its "messages" array (the last key).
 conversation_messages() { grep '^{"name"' "$fixtures/chat/conversations.json" | sed -E 's/^.*"messages": (.*)\},?$/\1/'; }
 
+# The fine-tuning fixture's records, one per line, naming the media files the sft_dataset target writes.
+sft_records() {
+  sed -E 's#images/small_80x48\.png#a.png#g; s#multimodal/images/[a-z0-9_]+\.png#b.jpg#g; s#videos/cfr24_3s\.mp4#v.gif#g' \
+      "$fixtures/train/data/sft_mixed.jsonl"
+}
+
 # The first bytes of a few fixtures, as arbitrary numbers for the numeric targets.
 numeric_seeds() {
   local i=0 file
@@ -69,6 +75,13 @@ case "$target" in
       [ -f "$dir/adapter_config.json" ] && grep -q '"tiny-fp32-tied"' "$dir/adapter_config.json" || continue
       { cat "$dir/adapter_config.json"; printf '\0'; cat "$dir/adapter_model.safetensors"; } > "$out/$(basename "$dir")"
     done ;;
+  sft_dataset)  # [options byte][pack length byte][dataset text]: the fixture's records with their media renamed to
+                # the target's a.png, b.jpg and v.gif; each line as a JSONL file, the whole as JSONL and as a JSON list
+    i=0; while IFS= read -r line; do { printf '\x00\x10'; printf '%s\n' "$line"; } > "$out/sft_line_$i"; i=$((i + 1)); done \
+      < <(sft_records)
+    { printf '\x00\x40'; sft_records; } > "$out/sft_mixed_jsonl"
+    { printf '\x31\x40['; sft_records | paste -sd, -; printf ']\n'; } > "$out/sft_mixed_json" ;;
+  train_state) ;;  # tests/fuzz/seeds/train_state: states saved by a LoRA Trainer on tiny-fp32-tied
   media_source | pretokenizer) ;;
   *) echo "seed_corpus.sh: unknown target $target" >&2; exit 2 ;;
 esac
