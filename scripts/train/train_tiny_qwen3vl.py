@@ -63,20 +63,23 @@ def write_json(path: Path, obj, indent: int = 2) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 # Tokenizer
 # ----------------------------------------------------------------------------------------------------------------
-def corpus(n: int) -> list[str]:
+def corpus(n: int, video_text: bool = False) -> list[str]:
     rng = random.Random(12345)
     out = []
     for _ in range(n):
         it = syn.sample(rng)
         out.append(syn.prompt_of(it))
         out.append(it["answer"])
+    if video_text:  # the video questions and the processor's `<t.t seconds>` stamps (12 byte tokens each without)
+        out += [syv.sample_video(rng)["question"] for _ in range(n // 10)]
+        out += [f"<{t / 10:.1f} seconds>" for t in range(400)]
     out += ["system\nYou are a helpful assistant.", "user\n", "assistant\n", "<think>\n\n</think>\n\n",
             "Describe this image.", "What is in the picture?", "The image shows a red circle and a blue square."]
     out += [f"{i}" for i in range(1001)]
     return out
 
 
-def build_tokenizer(out: Path, vocab_size: int) -> dict:
+def build_tokenizer(out: Path, vocab_size: int, video_text: bool = False) -> dict:
     real_json = json.loads((REAL_TOKENIZER / "tokenizer.json").read_text(encoding="utf-8"))
     real = Tokenizer.from_file(str(REAL_TOKENIZER / "tokenizer.json"))
     tok = Tokenizer(models.BPE())
@@ -85,7 +88,7 @@ def build_tokenizer(out: Path, vocab_size: int) -> dict:
     tok.decoder = real.decoder
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False, special_tokens=[])
-    tok.train_from_iterator(corpus(4000), trainer)
+    tok.train_from_iterator(corpus(4000, video_text), trainer)
     for a in sorted(real_json["added_tokens"], key=lambda a: a["id"]):
         at = AddedToken(a["content"], single_word=a["single_word"], lstrip=a["lstrip"], rstrip=a["rstrip"],
                         normalized=a["normalized"], special=a["special"])
@@ -110,14 +113,27 @@ def build_tokenizer(out: Path, vocab_size: int) -> dict:
 # ----------------------------------------------------------------------------------------------------------------
 # Checkpoint files
 # ----------------------------------------------------------------------------------------------------------------
-def make_config(ids: dict, vocab: int) -> Qwen3VLConfig:
-    text = dict(vocab_size=vocab, hidden_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
-                head_dim=32, intermediate_size=384, rms_norm_eps=1e-6, max_position_embeddings=32768,
+# Sizes: text hidden, layers, query heads, KV heads, MLP; vision hidden, depth, heads, MLP (head_dim 32 throughout,
+# so mrope_section [6, 5, 5] stays valid). "tiny" is models/qwen3vl-tiny-shapes.
+SIZES = {
+    "tiny": dict(text=(128, 4, 4, 2, 384), vision=(64, 3, 2, 256)),
+    "small": dict(text=(192, 4, 6, 2, 576), vision=(96, 3, 3, 384)),
+    "base": dict(text=(256, 4, 8, 4, 640), vision=(128, 3, 4, 384)),
+}
+
+
+def make_config(ids: dict, vocab: int, size: str = "tiny") -> Qwen3VLConfig:
+    hidden, layers, heads, kv_heads, mlp = SIZES[size]["text"]
+    v_hidden, v_depth, v_heads, v_mlp = SIZES[size]["vision"]
+    text = dict(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                num_key_value_heads=kv_heads, head_dim=32, intermediate_size=mlp, rms_norm_eps=1e-6,
+                max_position_embeddings=32768,
                 hidden_act="silu", attention_bias=False,
                 rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [6, 5, 5],
                                  "mrope_interleaved": True},
                 bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], tie_word_embeddings=True)
-    vision = dict(depth=3, hidden_size=64, num_heads=2, intermediate_size=256, out_hidden_size=128,
+    vision = dict(depth=v_depth, hidden_size=v_hidden, num_heads=v_heads, intermediate_size=v_mlp,
+                  out_hidden_size=hidden,
                   patch_size=16, temporal_patch_size=2, spatial_merge_size=2, in_channels=3,
                   num_position_embeddings=64, deepstack_visual_indexes=[0, 1], hidden_act="gelu_pytorch_tanh")
     return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True,
@@ -420,6 +436,12 @@ def main() -> int:
     ap.add_argument("--seed-base", type=int, default=0, help="offset of the training item seeds (a new stage: new items)")
     ap.add_argument("--steps", type=int, default=0, help="stop after this many steps (0: only --minutes)")
     ap.add_argument("--profile", action="store_true", help="print where the time of steps 5..25 goes, then exit")
+    ap.add_argument("--size", choices=sorted(SIZES), default="tiny", help="model sizes (SIZES)")
+    ap.add_argument("--video-vocab", action="store_true",
+                    help="train the tokenizer on the video questions and timestamps too")
+    ap.add_argument("--init-only", action="store_true",
+                    help="write the checkpoint with its seeded random initial weights (--seed) and exit: the "
+                         "starting point of `qwen3vl finetune` (scripts/train/train_demo.sh)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     batch_vision_attention()
@@ -438,11 +460,11 @@ def main() -> int:
             (out / f).write_bytes(data)
         ids = {a["content"]: a["id"] for a in json.loads(src["tokenizer.json"])["added_tokens"]}
     else:
-        ids = build_tokenizer(out, args.vocab)
+        ids = build_tokenizer(out, args.vocab, args.video_vocab)
     vocab = max(ids.values()) + 1
     vocab = (vocab + 63) // 64 * 64
     write_side_files(out, ids)
-    cfg = make_config(ids, vocab)
+    cfg = make_config(ids, vocab, args.size)
     cfg.save_pretrained(out)
     model = Qwen3VLForConditionalGeneration(cfg)
     if args.init_from:  # continue training earlier weights (same config and tokenizer)
@@ -450,6 +472,11 @@ def main() -> int:
         res = model.load_state_dict(load_file(str(args.init_from / "model.safetensors")), strict=False)
         assert not res.unexpected_keys and set(res.missing_keys) <= {"lm_head.weight"}, res
         model.tie_weights()
+    if args.init_only:
+        n_params = sum(p.numel() for p in model.parameters())
+        save(model, out, ids, [f"random init: params {n_params}, vocab {vocab}, size {args.size}, seed {args.seed}"])
+        print(f"wrote the initial checkpoint ({n_params} parameters) to {out}")
+        return 0
     model.to(args.device)
     model.train()
     processor = AutoProcessor.from_pretrained(out)

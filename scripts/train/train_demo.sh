@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Trains the demo model from a seeded random initialisation with `qwen3vl finetune` on the CPU, then scores it with
+# `qwen3vl eval` on the committed held-out sets. One command; run it again after an interruption and it continues.
+#
+#   scripts/train/train_demo.sh            # everything under $QWEN3VL_DEMO_WORK (default ~/.cache/qwen3vl/demo-train)
+#
+# Stages: the training items are made in shards (make_sft_data.py, seed = shard number, so no shard repeats another
+# or a held-out item); stage k fine-tunes stage k-1's checkpoint on shard k for EPOCHS passes at a constant learning
+# rate after a short warmup, the rate stepping down a cosine over the stages. Shards keep memory bounded: finetune
+# holds every sample's pixels in memory (~0.4 MB per image, ~2 MB per video). Resuming: finished data and stages are
+# kept; an unfinished stage continues from its last checkpoint-<step> (--save-steps) with `--resume latest`.
+#
+# Settings (environment): QWEN3VL (the CLI, default build/bin/qwen3vl), PYTHON (the pinned venv of
+# scripts/reference/README.md, default python3; make_sft_data.py also needs the ffmpeg CLI), SIZE (tiny|small|base,
+# train_tiny_qwen3vl.py SIZES), SHARDS, IMAGES and VIDEOS (per shard), EPOCHS (per shard), LR (peak), BATCH,
+# THREADS, SAVE_STEPS.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+work=${QWEN3VL_DEMO_WORK:-$HOME/.cache/qwen3vl/demo-train}
+qwen3vl=${QWEN3VL:-$repo/build/bin/qwen3vl}
+python=${PYTHON:-python3}
+size=${SIZE:-tiny}
+shards=${SHARDS:-12}
+images=${IMAGES:-6000}
+videos=${VIDEOS:-800}
+epochs=${EPOCHS:-2}
+lr=${LR:-2e-3}
+batch=${BATCH:-32}
+threads=${THREADS:-1}
+save_steps=${SAVE_STEPS:-50}
+
+[ -x "$qwen3vl" ] || { echo "error: $qwen3vl: not built (cmake --build build), or set QWEN3VL" >&2; exit 1; }
+command -v ffmpeg > /dev/null || { echo "error: make_sft_data.py needs the ffmpeg CLI (apt-get install ffmpeg)" >&2; exit 1; }
+mkdir -p "$work"
+log() { echo "train_demo [$(date +%H:%M:%S)] $*"; }
+
+# The learning rate of stage k (1-based): the cosine from lr down to lr/20, taken at the middle of the stage.
+stage_lr() {
+  awk -v k="$1" -v n="$shards" -v lr="$lr" \
+    'BEGIN { printf "%.3e", lr * (0.05 + 0.95 * 0.5 * (1 + cos(3.141592653589793 * (k - 0.5) / n))) }'
+}
+
+make_shard() {
+  local k=$1 dir=$work/data/shard-$k
+  [ -f "$dir/train.jsonl" ] && return 0
+  "$python" "$repo/scripts/train/make_sft_data.py" --out "$dir" --images "$images" --videos "$videos" --seed "$k" \
+    --workers "${2:-2}" > "$dir.log" 2>&1
+}
+
+init=$work/init
+if [ ! -f "$init/model.safetensors" ]; then
+  log "writing the seeded random initialisation ($size) to $init"
+  rm -rf "$init.partial"
+  "$python" "$repo/scripts/train/train_tiny_qwen3vl.py" --init-only --size "$size" --video-vocab --seed 0 \
+    --out "$init.partial"
+  mv "$init.partial" "$init"
+fi
+
+mkdir -p "$work/data"
+previous=$init
+start=$(date +%s)
+for k in $(seq 1 "$shards"); do
+  out=$work/stage-$k
+  if [ ! -f "$out/model.safetensors" ]; then
+    log "stage $k/$shards: data"
+    make_shard "$k"
+    # the next shard is made while this stage trains (ffmpeg and PNG writing take the other core)
+    if [ "$k" -lt "$shards" ]; then make_shard $((k + 1)) 1 & fi
+    resume=()
+    compgen -G "$out/checkpoint-*" > /dev/null && resume=(--resume latest)
+    log "stage $k/$shards: finetune from $previous, lr $(stage_lr "$k") ${resume[*]}"
+    "$qwen3vl" finetune -m "$previous" --data "$work/data/shard-$k/train.jsonl" -o "$out" \
+      --tune-mm-llm --tune-mm-mlp --tune-mm-vision --lr "$(stage_lr "$k")" \
+      --lr-scheduler constant_with_warmup --warmup-steps 20 --batch-size "$batch" --epochs "$epochs" \
+      --seed "$k" --save-steps "$save_steps" -t "$threads" "${resume[@]}"
+    rm -rf "$out"/checkpoint-*  # the stage's output is its checkpoint now
+    wait  # the next shard
+  fi
+  previous=$out
+done
+log "training done ($(( ($(date +%s) - start) / 60 )) min this run); model: $previous"
+
+mkdir -p "$work/eval"
+for set in test video; do
+  "$qwen3vl" eval -m "$previous" --data "$repo/tests/fixtures/eval/synthetic/$set.jsonl" \
+    --predictions "$work/eval/$set.predictions.jsonl" | tee "$work/eval/$set.txt"
+done
