@@ -126,8 +126,12 @@ void Trainer::load_state(const std::string& dir) {
   const std::string step_path = dir + "/" + kStepFile;
   std::ifstream step_file(step_path);
   const nlohmann::json steps = nlohmann::json::parse(step_file, nullptr, false);
-  if (steps.is_discarded() || !steps.contains("global_step") || !steps["global_step"].is_number_integer())
-    throw_error(step_path, ": no integer global_step");
+  // The step goes on counting (AdamW's per-parameter steps too) and reaches the schedule and the bias corrections as
+  // a double: a negative step, or one past 2^53, is none a run wrote (and INT64_MAX would overflow the next step).
+  constexpr uint64_t kMaxStep = uint64_t{1} << 53;
+  if (steps.is_discarded() || !steps.contains("global_step") || !steps["global_step"].is_number_unsigned() ||
+      steps["global_step"].get<uint64_t>() > kMaxStep)
+    throw_error(step_path, ": no global_step from 0 to 2^53");
   global_step_ = steps["global_step"].get<int64_t>();
   for (size_t i = 0; i < adamw_.param_count(); ++i) {
     const AdamW::Param& p = adamw_.param(i);
