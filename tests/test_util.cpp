@@ -75,6 +75,12 @@ CommandResult run_cli(const std::string& arguments, bool with_stderr) {
 
 std::string cli_path() { return QWEN3VL_CLI_PATH; }
 
+std::string scientific(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3e", value);
+  return text;
+}
+
 CommandResult run_command(const std::string& command) {
   CommandResult result;
   FILE* pipe = popen(command.c_str(), "r");

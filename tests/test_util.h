@@ -50,6 +50,7 @@ CommandResult run_cli(const std::string& arguments, bool with_stderr = true);
 // Runs a shell command line as given (redirections included) and collects its stdout.
 CommandResult run_command(const std::string& command);
 std::string cli_path();  // the qwen3vl binary under test
+std::string scientific(double value);  // "1.234e-07", for test properties
 
 std::string fixtures_dir();  // tests/fixtures
 std::string model_fixture(const std::string& name);  // tests/fixtures/models/NAME

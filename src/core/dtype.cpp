@@ -98,4 +98,17 @@ void convert_to_f32(DType dtype, const void* src, float* dst, size_t count) {
   throw_error("internal: convert_to_f32 of the block format ", dtype_name(dtype));
 }
 
+std::vector<uint8_t> encode_floats(const float* values, size_t count, DType dtype) {
+  std::vector<uint8_t> bytes(count * dtype_size(dtype));
+  for (size_t i = 0; i < count; ++i) {
+    if (dtype == DType::F32) {
+      std::memcpy(bytes.data() + 4 * i, &values[i], 4);
+    } else {
+      const uint16_t bits = dtype == DType::BF16 ? f32_to_bf16(values[i]) : f32_to_f16(values[i]);
+      std::memcpy(bytes.data() + 2 * i, &bits, 2);
+    }
+  }
+  return bytes;
+}
+
 }  // namespace qwen3vl

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace qwen3vl {
 
@@ -43,5 +44,8 @@ uint16_t f32_to_f16(float value);
 
 // Converts `count` elements of `dtype` (F32, F16, BF16 or U8) at `src` to float.
 void convert_to_f32(DType dtype, const void* src, float* dst, size_t count);
+
+// The bytes of `count` floats stored as `dtype` (F32 as is; BF16 / F16 rounded to nearest even, as torch's .to()).
+std::vector<uint8_t> encode_floats(const float* values, size_t count, DType dtype);
 
 }  // namespace qwen3vl

@@ -60,19 +60,6 @@ void merge_module(MergedTensor& t, const LoraModule& m, float scaling) {
   round_to_dtype(t.values, t.dtype);
 }
 
-std::vector<uint8_t> encode(const std::vector<float>& values, DType dtype) {
-  std::vector<uint8_t> bytes(values.size() * dtype_size(dtype));
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (dtype == DType::F32) {
-      std::memcpy(bytes.data() + 4 * i, &values[i], 4);
-    } else {
-      const uint16_t bits = dtype == DType::BF16 ? f32_to_bf16(values[i]) : f32_to_f16(values[i]);
-      std::memcpy(bytes.data() + 2 * i, &bits, 2);
-    }
-  }
-  return bytes;
-}
-
 // config.json with every "dtype" / "torch_dtype" field set to the output dtype.
 void rewrite_config_dtype(const fs::path& config_path, DType dtype) {
   nlohmann::ordered_json config = nlohmann::ordered_json::parse(std::ifstream(config_path));
@@ -164,8 +151,8 @@ void merge_lora(const std::string& base_dir, const std::vector<MergeAdapter>& ad
       continue;
     }
     const DType dtype = found != merged.end() ? found->second.dtype : *options.dtype;
-    buffers.push_back(std::make_unique<std::vector<uint8_t>>(
-        encode(found != merged.end() ? found->second.values : tensor_floats(view), dtype)));
+    const std::vector<float> values = found != merged.end() ? found->second.values : tensor_floats(view);
+    buffers.push_back(std::make_unique<std::vector<uint8_t>>(encode_floats(values.data(), values.size(), dtype)));
     shards[shard].push_back({name, dtype_name(dtype), view.shape, buffers.back()->data(), buffers.back()->size(), false});
     total_size += buffers.back()->size();
   }

@@ -65,20 +65,6 @@ void make_dir(const fs::path& dir) {
   if (error || !fs::is_directory(dir)) throw_error(dir.string(), ": cannot create the directory: ", error.message());
 }
 
-// Float masters in the stored dtype: F32 as is, BF16 / F16 rounded to nearest even.
-std::vector<uint8_t> encode(const float* values, int64_t count, DType dtype) {
-  std::vector<uint8_t> bytes(static_cast<size_t>(count) * dtype_size(dtype));
-  for (int64_t i = 0; i < count; ++i) {
-    if (dtype == DType::F32) {
-      std::memcpy(bytes.data() + 4 * i, &values[i], 4);
-    } else {
-      const uint16_t bits = dtype == DType::BF16 ? f32_to_bf16(values[i]) : f32_to_f16(values[i]);
-      std::memcpy(bytes.data() + 2 * i, &bits, 2);
-    }
-  }
-  return bytes;
-}
-
 // A Python number as json.dumps writes it: an int stays an int (lora_alpha=16), a float keeps its ".0".
 nlohmann::json python_number(double value, bool is_int) {
   if (is_int) return static_cast<int64_t>(std::llround(value));
@@ -182,7 +168,7 @@ void write_peft_adapter(const std::string& dir, const ParameterSet& params, cons
       throw_error(dir, ": ", p.name, " (fused MoE experts trained fully) cannot be saved in a PEFT adapter yet");
     if (!saved_whole(selection.modules_to_save, p.module))
       throw_error(dir, ": ", p.name, " trains fully but lies in no modules_to_save module of the selection");
-    buffers.push_back(encode(p.value, p.numel, p.dtype));
+    buffers.push_back(encode_floats(p.value, static_cast<size_t>(p.numel), p.dtype));
     tensors.push_back({kPeftPrefix + p.name, dtype_name(p.dtype), p.shape, buffers.back().data(),
                        buffers.back().size(), false});
     // ensure_weight_tying makes lm_head a modules_to_save copy tied to embed_tokens' (tuners_utils.py
@@ -282,7 +268,7 @@ void write_shard(const fs::path& path, const std::vector<const OutputTensor*>& s
       tensors.push_back({t->name, dtype_name(v.dtype), v.shape, v.data, v.bytes, false});
       continue;
     }
-    buffers.push_back(encode(t->trained->value, t->trained->numel, v.dtype));
+    buffers.push_back(encode_floats(t->trained->value, static_cast<size_t>(t->trained->numel), v.dtype));
     tensors.push_back({t->name, dtype_name(v.dtype), v.shape, buffers.back().data(), buffers.back().size(), false});
   }
   replace_file(path, [&](const std::string& tmp) { write_safetensors(tmp, tensors, {{"format", "pt"}}); });

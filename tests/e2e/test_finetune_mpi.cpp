@@ -13,12 +13,6 @@
 namespace qwen3vl {
 namespace {
 
-std::string scientific(double x) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.3e", x);
-  return text;
-}
-
 std::string finetune_args(const std::string& out, int accumulation) {
   return "finetune -m " + testing::model_fixture("tiny-realtok-bf16") + " --data " + testing::fixtures_dir() +
          "/train/data/sft_mixed.jsonl --media-root " + testing::fixtures_dir() + " -o " + out +
@@ -58,7 +52,7 @@ TEST(FinetuneMpi, TwoRanksEqualOneProcessWithAccumulationTwo) {
     worst = std::max(worst, rel);
     EXPECT_LE(rel, 1e-6) << name;
   }
-  RecordProperty("worst_rel_l2", scientific(worst));
+  RecordProperty("worst_rel_l2", testing::scientific(worst));
 }
 
 }  // namespace

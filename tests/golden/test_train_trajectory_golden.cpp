@@ -21,12 +21,6 @@
 namespace qwen3vl {
 namespace {
 
-std::string scientific(double x) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.3e", x);
-  return text;
-}
-
 constexpr double kTol = 1e-5;  // the bar: per-step loss and final weights
 const char* const kCheckpoint = "tiny-fp32-untied-sharded";
 
@@ -142,8 +136,8 @@ TEST_P(TrainTrajectoryGolden, TwentyStepsFollowPyTorch) {
       ASSERT_LE(d, kTol) << name << "[" << i << "]";
     }
   }
-  RecordProperty("worst", "loss " + scientific(worst_loss) + " tensor-norm rel " + scientific(worst_norm) +
-                              " weight abs " + scientific(worst_weight));
+  RecordProperty("worst", "loss " + testing::scientific(worst_loss) + " tensor-norm rel " + testing::scientific(worst_norm) +
+                              " weight abs " + testing::scientific(worst_weight));
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, TrainTrajectoryGolden, ::testing::Values("full", "lora"));
