@@ -8,12 +8,15 @@
 # or a held-out item); stage k fine-tunes stage k-1's checkpoint on shard k for EPOCHS passes at a constant learning
 # rate after a short warmup, the rate stepping down a cosine over the stages. Shards keep memory bounded: finetune
 # holds every sample's pixels in memory (~0.4 MB per image, ~2 MB per video). Resuming: finished data and stages are
-# kept; an unfinished stage continues from its last checkpoint-<step> (--save-steps) with `--resume latest`.
+# kept; an unfinished stage continues from its last checkpoint-<step> (--save-steps) with `--resume latest`. Use a new
+# QWEN3VL_DEMO_WORK when the settings change (the stages of one folder must come from one configuration).
 #
 # Settings (environment): QWEN3VL (the CLI, default build/bin/qwen3vl), PYTHON (the pinned venv of
 # scripts/reference/README.md, default python3; make_sft_data.py also needs the ffmpeg CLI), SIZE (tiny|small|base,
-# train_tiny_qwen3vl.py SIZES), SHARDS, IMAGES and VIDEOS (per shard), EPOCHS (per shard), LR (peak), BATCH,
-# THREADS, SAVE_STEPS.
+# train_tiny_qwen3vl.py SIZES), INIT_FROM (a checkpoint to continue instead of the random init, e.g.
+# models/qwen3vl-tiny-shapes), SHARDS, IMAGES and VIDEOS (per shard), MIX (image task weights, make_sft_data.py
+# --mix), EPOCHS (per shard), LR (peak), BATCH, THREADS (default: finetune's, one per core), SAVE_STEPS,
+# EVAL_EVERY (score the held-out sets after every N-th stage, into $QWEN3VL_DEMO_WORK/eval; 0: only at the end).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -21,14 +24,18 @@ work=${QWEN3VL_DEMO_WORK:-$HOME/.cache/qwen3vl/demo-train}
 qwen3vl=${QWEN3VL:-$repo/build/bin/qwen3vl}
 python=${PYTHON:-python3}
 size=${SIZE:-tiny}
-shards=${SHARDS:-12}
-images=${IMAGES:-6000}
-videos=${VIDEOS:-800}
+init_from=${INIT_FROM:-}
+shards=${SHARDS:-80}
+images=${IMAGES:-5000}
+videos=${VIDEOS:-700}
+# grounding answers are ~35 supervised tokens against 2-3 for the others: at weight 1 they would be 2/3 of the loss
+mix=${MIX:-grounding=0.35,count=1.5,position=1.5,choice=1.5}
 epochs=${EPOCHS:-2}
 lr=${LR:-2e-3}
 batch=${BATCH:-32}
-threads=${THREADS:-1}
+threads=${THREADS:+-t $THREADS}
 save_steps=${SAVE_STEPS:-50}
+eval_every=${EVAL_EVERY:-5}
 
 [ -x "$qwen3vl" ] || { echo "error: $qwen3vl: not built (cmake --build build), or set QWEN3VL" >&2; exit 1; }
 command -v ffmpeg > /dev/null || { echo "error: make_sft_data.py needs the ffmpeg CLI (apt-get install ffmpeg)" >&2; exit 1; }
@@ -41,15 +48,30 @@ stage_lr() {
     'BEGIN { printf "%.3e", lr * (0.05 + 0.95 * 0.5 * (1 + cos(3.141592653589793 * (k - 0.5) / n))) }'
 }
 
+# Scores a checkpoint on both held-out sets: $work/eval/NAME-{test,video}.txt (the tables) and predictions.
+evaluate() {
+  local model=$1 name=$2
+  mkdir -p "$work/eval"
+  for set in test video; do
+    "$qwen3vl" eval -m "$model" --data "$repo/tests/fixtures/eval/synthetic/$set.jsonl" \
+      --predictions "$work/eval/$name-$set.predictions.jsonl" 2> /dev/null > "$work/eval/$name-$set.txt"
+  done
+  log "$name: images $(awk '$1 == "overall" { print $3 }' "$work/eval/$name-test.txt")," \
+    "videos $(awk '$1 == "overall" { print $3 }' "$work/eval/$name-video.txt")"
+}
+
 make_shard() {
   local k=$1 dir=$work/data/shard-$k
   [ -f "$dir/train.jsonl" ] && return 0
   "$python" "$repo/scripts/train/make_sft_data.py" --out "$dir" --images "$images" --videos "$videos" --seed "$k" \
-    --workers "${2:-2}" > "$dir.log" 2>&1
+    --mix "$mix" --workers "${2:-2}" > "$dir.log" 2>&1
 }
 
 init=$work/init
-if [ ! -f "$init/model.safetensors" ]; then
+if [ -n "$init_from" ]; then
+  init=$init_from
+  [ -f "$init/model.safetensors" ] || { echo "error: $init: no model.safetensors to start from" >&2; exit 1; }
+elif [ ! -f "$init/model.safetensors" ]; then
   log "writing the seeded random initialisation ($size) to $init"
   rm -rf "$init.partial"
   "$python" "$repo/scripts/train/train_tiny_qwen3vl.py" --init-only --size "$size" --video-vocab --seed 0 \
@@ -72,17 +94,17 @@ for k in $(seq 1 "$shards"); do
     log "stage $k/$shards: finetune from $previous, lr $(stage_lr "$k") ${resume[*]}"
     "$qwen3vl" finetune -m "$previous" --data "$work/data/shard-$k/train.jsonl" -o "$out" \
       --tune-mm-llm --tune-mm-mlp --tune-mm-vision --lr "$(stage_lr "$k")" \
-      --lr-scheduler constant_with_warmup --warmup-steps 20 --batch-size "$batch" --epochs "$epochs" \
-      --seed "$k" --save-steps "$save_steps" -t "$threads" "${resume[@]}"
+      --lr-scheduler constant_with_warmup --warmup-steps 20 --adam-beta2 0.98 --weight-decay 0.01 \
+      --batch-size "$batch" --epochs "$epochs" --seed "$k" --save-steps "$save_steps" $threads "${resume[@]}"
     rm -rf "$out"/checkpoint-*  # the stage's output is its checkpoint now
+    if [ "$eval_every" -gt 0 ] && [ $((k % eval_every)) -eq 0 ] && [ "$k" -lt "$shards" ]; then
+      evaluate "$out" "stage-$k"
+    fi
     wait  # the next shard
   fi
   previous=$out
 done
 log "training done ($(( ($(date +%s) - start) / 60 )) min this run); model: $previous"
 
-mkdir -p "$work/eval"
-for set in test video; do
-  "$qwen3vl" eval -m "$previous" --data "$repo/tests/fixtures/eval/synthetic/$set.jsonl" \
-    --predictions "$work/eval/$set.predictions.jsonl" | tee "$work/eval/$set.txt"
-done
+evaluate "$previous" final
+cat "$work/eval/final-test.txt" "$work/eval/final-video.txt"
