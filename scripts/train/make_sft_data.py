@@ -59,8 +59,10 @@ def image_record(out: Path, seed: int, index: int, mix: dict) -> dict:
     category = rng.choices(list(mix), weights=list(mix.values()))[0]
     item = syn.sample(rng, category)
     name = f"images/{index:07d}.png"
-    if not (out / name).exists():
-        item["image"].save(out / name, optimize=True)
+    if not (out / name).exists():  # written under another name first: an interrupted write is never kept
+        partial = out / (name + ".part")
+        item["image"].save(partial, format="PNG", optimize=True)
+        partial.rename(out / name)
     return {"image": name, "conversations": conversation("<image>", syn.prompt_of(item), item["answer"]),
             "category": item["category"]}
 
@@ -70,7 +72,7 @@ def video_record(out: Path, seed: int, index: int) -> dict:
     item = syv.sample_video(rng)
     name = f"videos/v{index:07d}.mp4"
     if not (out / name).exists():
-        partial = out / (name + ".part.mp4")
+        partial = out / (name + ".part.mp4")  # ffmpeg picks the container from the extension
         syv.encode(item["frames"], item["native_fps"], partial)
         partial.rename(out / name)
     return {"video": name, "conversations": conversation("<video>", item["question"], item["answer"]),
