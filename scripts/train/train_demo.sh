@@ -80,6 +80,7 @@ elif [ ! -f "$init/model.safetensors" ]; then
 fi
 
 mkdir -p "$work/data"
+trap 'kill $(jobs -p) 2> /dev/null || true' EXIT  # an interrupted run leaves no shard writer behind
 previous=$init
 start=$(date +%s)
 for k in $(seq 1 "$shards"); do
