@@ -25,12 +25,12 @@ qwen3vl=${QWEN3VL:-$repo/build/bin/qwen3vl}
 python=${PYTHON:-python3}
 size=${SIZE:-tiny}
 init_from=${INIT_FROM:-}
-shards=${SHARDS:-80}
+shards=${SHARDS:-60}
 images=${IMAGES:-5000}
 videos=${VIDEOS:-700}
 # grounding answers are ~35 supervised tokens against 2-3 for the others: at weight 1 they would be 2/3 of the loss
 mix=${MIX:-grounding=0.35,count=1.5,position=1.5,choice=1.5}
-epochs=${EPOCHS:-2}
+epochs=${EPOCHS:-3}
 lr=${LR:-2e-3}
 batch=${BATCH:-32}
 threads=${THREADS:+-t $THREADS}
