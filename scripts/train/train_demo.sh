@@ -38,7 +38,8 @@ save_steps=${SAVE_STEPS:-50}
 eval_every=${EVAL_EVERY:-5}
 
 [ -x "$qwen3vl" ] || { echo "error: $qwen3vl: not built (cmake --build build), or set QWEN3VL" >&2; exit 1; }
-command -v ffmpeg > /dev/null || { echo "error: make_sft_data.py needs the ffmpeg CLI (apt-get install ffmpeg)" >&2; exit 1; }
+command -v ffmpeg > /dev/null || { echo "error: make_sft_data.py needs the ffmpeg CLI (apt-get install ffmpeg)" >&2
+                                   exit 1; }
 mkdir -p "$work"
 log() { echo "train_demo [$(date +%H:%M:%S)] $*"; }
 
@@ -50,18 +51,21 @@ stage_lr() {
 
 # Scores a checkpoint on both held-out sets: $work/eval/NAME-{test,video}.txt (the tables) and predictions.
 evaluate() {
-  local model=$1 name=$2
+  local model=$1
+  local name=$2
   mkdir -p "$work/eval"
   for set in test video; do
     "$qwen3vl" eval -m "$model" --data "$repo/tests/fixtures/eval/synthetic/$set.jsonl" \
-      --predictions "$work/eval/$name-$set.predictions.jsonl" 2> /dev/null > "$work/eval/$name-$set.txt"
+      --predictions "$work/eval/$name-$set.predictions.jsonl" 2> "$work/eval/$name-$set.log" \
+      > "$work/eval/$name-$set.txt"
   done
   log "$name: images $(awk '$1 == "overall" { print $3 }' "$work/eval/$name-test.txt")," \
     "videos $(awk '$1 == "overall" { print $3 }' "$work/eval/$name-video.txt")"
 }
 
 make_shard() {
-  local k=$1 dir=$work/data/shard-$k
+  local k=$1
+  local dir=$work/data/shard-$k
   [ -f "$dir/train.jsonl" ] && return 0
   "$python" "$repo/scripts/train/make_sft_data.py" --out "$dir" --images "$images" --videos "$videos" --seed "$k" \
     --mix "$mix" --workers "${2:-2}" > "$dir.log" 2>&1
