@@ -23,6 +23,10 @@ The loop sleeps while qwen3vl-bench-quiet exists in the temp folder (benchmarks 
 
   $VENV/bin/python scripts/train/train_tiny_qwen3vl.py --out models/qwen3vl-tiny-shapes --minutes 40
 
+`--init-only` writes the same checkpoint folder with seeded random weights and no training: the starting point of the
+CPU recipe (scripts/train/train_demo.sh, `qwen3vl finetune`); `--size` picks larger SIZES, `--video-vocab` trains the
+tokenizer on the video questions and timestamps too.
+
 Pinned environment: scripts/train/requirements.txt. The run is time-budgeted (the learning rate follows a cosine
 over --minutes of wall time), so the exact weights depend on the machine's speed; the committed checkpoint's
 training log is models/qwen3vl-tiny-shapes/training_log.txt.
