@@ -102,6 +102,10 @@ for k in $(seq 1 "$shards"); do
       --lr-scheduler constant_with_warmup --warmup-steps 20 --adam-beta2 0.98 --weight-decay 0.01 \
       --batch-size "$batch" --epochs "$epochs" --seed "$k" --save-steps "$save_steps" $threads "${resume[@]}"
     rm -rf "$out"/checkpoint-*  # the stage's output is its checkpoint now
+    # finetune copies every non-weight file of its base into the output, train_log.jsonl included, so a stage's own
+    # log would be replaced by the previous stage's: the logs live in $work/logs, out of the checkpoints
+    mkdir -p "$work/logs"
+    mv "$out/train_log.jsonl" "$work/logs/stage-$k.jsonl"
     if [ "$eval_every" -gt 0 ] && [ $((k % eval_every)) -eq 0 ] && [ "$k" -lt "$shards" ]; then
       evaluate "$out" "stage-$k"
     fi
