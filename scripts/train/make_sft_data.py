@@ -28,6 +28,7 @@ import json
 import multiprocessing
 import os
 import random
+import signal
 import sys
 from pathlib import Path
 
@@ -102,6 +103,8 @@ def main() -> None:
     (args.out / "videos").mkdir(parents=True, exist_ok=True)
     jobs = [(args.out, args.seed, i, args.images, mix) for i in range(total)]
     lines = []
+    # SIGTERM (train_demo.sh stopping) unwinds through the with-block, whose exit terminates the pool's workers
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     with multiprocessing.Pool(args.workers) as pool:
         for n, line in enumerate(pool.imap(make_record, jobs, chunksize=64), 1):
             lines.append(line)

@@ -63,12 +63,15 @@ evaluate() {
     "videos $(awk '$1 == "overall" { print $3 }' "$work/eval/$name-video.txt")"
 }
 
+# Makes shard k (unless it is there) with $2 processes; with $3 = exec the calling background subshell becomes
+# make_sft_data.py, so stopping the job stops the generator.
 make_shard() {
   local k=$1
   local dir=$work/data/shard-$k
+  local how=${3:-}
   [ -f "$dir/train.jsonl" ] && return 0
-  "$python" "$repo/scripts/train/make_sft_data.py" --out "$dir" --images "$images" --videos "$videos" --seed "$k" \
-    --mix "$mix" --workers "${2:-2}" > "$dir.log" 2>&1
+  $how "$python" "$repo/scripts/train/make_sft_data.py" --out "$dir" --images "$images" --videos "$videos" \
+    --seed "$k" --mix "$mix" --workers "$2" > "$dir.log" 2>&1
 }
 
 init=$work/init
@@ -91,9 +94,9 @@ for k in $(seq 1 "$shards"); do
   out=$work/stage-$k
   if [ ! -f "$out/model.safetensors" ]; then
     log "stage $k/$shards: data"
-    make_shard "$k"
+    make_shard "$k" 2
     # the next shard is made while this stage trains (ffmpeg and PNG writing take the other core)
-    if [ "$k" -lt "$shards" ]; then make_shard $((k + 1)) 1 & fi
+    if [ "$k" -lt "$shards" ]; then make_shard $((k + 1)) 1 exec & fi
     resume=()
     compgen -G "$out/checkpoint-*" > /dev/null && resume=(--resume latest)
     log "stage $k/$shards: finetune from $previous, lr $(stage_lr "$k") ${resume[*]}"
