@@ -288,11 +288,17 @@ void remove_stale_weights(const fs::path& dir, const std::set<std::string>& writ
 }
 
 // Every regular file of the base folder but its weights: config, generation config, tokenizer, processor, template.
+// A base that is itself a finetune output also holds that run's log and resumable state, which are not part of the
+// checkpoint (copying them would overwrite the new run's log).
+bool is_training_artefact(const std::string& file) {
+  return file == "train_log.jsonl" || file == "run.json" || file == "train_state.json";
+}
+
 void copy_non_weight_files(const fs::path& from, const fs::path& to) {
   for (const fs::directory_entry& entry : fs::directory_iterator(from)) {
     const std::string file = entry.path().filename().string();
     if (!entry.is_regular_file() || entry.path().extension() == ".safetensors" ||
-        file == "model.safetensors.index.json")
+        file == "model.safetensors.index.json" || is_training_artefact(file))
       continue;
     replace_file(to / file, [&](const std::string& tmp) { fs::copy_file(entry.path(), tmp); });
   }

@@ -2,7 +2,8 @@
 // tests/fixtures/train/data (text, images, a video, both record formats): LoRA runs write a PEFT adapter that
 // `run --lora` loads, a log line per step and resumable checkpoints; a run resumed from its step-2 checkpoint and a
 // second run with the same seed end with byte-identical adapters; a --tune-mm-mlp run writes a checkpoint that
-// `run` loads; a bad record stops the run naming its file and line, or is skipped on request.
+// `run` loads and a further run trains on (keeping its own log); a bad record stops the run naming its file and
+// line, or is skipped on request.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -20,8 +21,8 @@ using testing::TempDir;
 
 std::string model() { return testing::model_fixture("tiny-realtok-bf16"); }
 
-std::string base_args(const std::string& data, const std::string& out) {
-  return "finetune -m " + model() + " --data " + data + " --media-root " + testing::fixtures_dir() + " -o " + out +
+std::string base_args(const std::string& data, const std::string& out, const std::string& from = model()) {
+  return "finetune -m " + from + " --data " + data + " --media-root " + testing::fixtures_dir() + " -o " + out +
          " --max-pixels 65536 --video-max-pixels 131072 --video-max-frames 4 --lr 1e-3 -t 2 ";
 }
 
@@ -76,6 +77,17 @@ TEST(FinetuneCli, MergerOnlyRunWritesACheckpointRunLoads) {
   EXPECT_TRUE(std::filesystem::exists(out + "/config.json"));
   const auto run = run_cli("run -m " + out + " -p hi -n 3 --temp 0");
   EXPECT_EQ(run.exit_code, 0) << run.output;
+
+  // Training on from that output: the new folder holds the new run's log, not the old run's.
+  const std::string next = dir.file("next");
+  const auto again = run_cli(base_args(dataset(), next, out) + "--tune-mm-mlp --max-steps 1");
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  std::ifstream log(next + "/train_log.jsonl");
+  std::string line;
+  int lines = 0;
+  while (std::getline(log, line)) ++lines;
+  EXPECT_EQ(lines, 1);
+  EXPECT_FALSE(std::filesystem::exists(next + "/run.json"));
 }
 
 TEST(FinetuneCli, BadRecordStopsWithItsLineOrIsSkipped) {
