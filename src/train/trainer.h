@@ -47,7 +47,7 @@ struct StepResult {
 
 class Trainer {
  public:
-  // `params` and `comm` must outlive the trainer. `vision` may be null for a checkpoint without a tower.
+  // `params` and `comm` must outlive the trainer.
   Trainer(const ModelConfig& config, ParameterSet& params, const ops::Context& ctx, const TrainerOptions& options,
           Communicator& comm);
 
