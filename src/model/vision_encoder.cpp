@@ -12,6 +12,23 @@ constexpr float kLayerNormEps = 1e-6f;  // every nn.LayerNorm of the tower and i
 
 }  // namespace
 
+void check_vision_weights(const ModelConfig& config, const VisionWeights& weights) {
+  const VisionConfig& v = config.vision_config;
+  if (static_cast<int64_t>(weights.blocks.size()) != v.depth ||
+      weights.deepstack_merger_list.size() != v.deepstack_visual_indexes.size())
+    throw_error(config.path, ": vision weights were bound for a different vision_config");
+}
+
+void check_vision_grids(const VisionConfig& config, const std::vector<GridTHW>& grids) {
+  const int64_t m = config.spatial_merge_size;
+  for (size_t i = 0; i < grids.size(); ++i) {
+    const GridTHW& g = grids[i];
+    if (g.t < 1 || g.h < 1 || g.w < 1 || g.h % m != 0 || g.w % m != 0)
+      throw_error("vision encoder: grid_thw ", i, " = (", g.t, ", ", g.h, ", ", g.w,
+                  ") must be positive with h and w multiples of spatial_merge_size ", m);
+  }
+}
+
 VisionEncoder::VisionEncoder(const ModelConfig& config, const VisionWeights& weights, const ops::Context& ctx)
     : config_(config.vision_config),
       weights_(weights),
@@ -22,19 +39,7 @@ VisionEncoder::VisionEncoder(const ModelConfig& config, const VisionWeights& wei
       // checkpoints run in float.
       precision_(weights.dtype == DType::BF16 ? Precision::BF16 : Precision::F32),
       ctx_(ctx) {
-  if (static_cast<int64_t>(weights.blocks.size()) != config_.depth ||
-      weights.deepstack_merger_list.size() != config_.deepstack_visual_indexes.size())
-    throw_error(config.path, ": vision weights were bound for a different vision_config");
-}
-
-void VisionEncoder::check_grids(const std::vector<GridTHW>& grids) const {
-  const int64_t m = config_.spatial_merge_size;
-  for (size_t i = 0; i < grids.size(); ++i) {
-    const GridTHW& g = grids[i];
-    if (g.t < 1 || g.h < 1 || g.w < 1 || g.h % m != 0 || g.w % m != 0)
-      throw_error("vision encoder: grid_thw ", i, " = (", g.t, ", ", g.h, ", ", g.w,
-                  ") must be positive with h and w multiples of spatial_merge_size ", m);
-  }
+  check_vision_weights(config, weights);
 }
 
 // Qwen3VLVisionBlock.forward:
@@ -118,7 +123,7 @@ std::vector<float> VisionEncoder::merge(const VisionMergerWeights& w, const std:
 
 VisionOutput VisionEncoder::forward(const float* pixel_values, const std::vector<GridTHW>& grids,
                                     const TensorHook& hook) const {
-  check_grids(grids);
+  check_vision_grids(config_, grids);
   const int64_t d = config_.hidden_size;
   const int64_t m = config_.spatial_merge_size;
   const int64_t patch_dim = weights_.patch_embed.weight.cols;

@@ -19,6 +19,12 @@ struct VisionOutput {
   std::vector<std::vector<float>> deepstack;  // one per deepstack_visual_indexes entry, each like embeds
 };
 
+// Throws Error when `weights` were bound for another vision_config (block or DeepStack merger count), naming the
+// config file. The inference and the training tower both check this at construction.
+void check_vision_weights(const ModelConfig& config, const VisionWeights& weights);
+// Throws Error for a grid the tower cannot take: non-positive, or h / w not multiples of spatial_merge_size.
+void check_vision_grids(const VisionConfig& config, const std::vector<GridTHW>& grids);
+
 class VisionEncoder {
  public:
   // ctx: the thread pool and kernels every op of forward() uses (a default Context: the calling thread alone).
@@ -38,7 +44,6 @@ class VisionEncoder {
   int64_t patch_dim() const { return weights_.patch_embed.weight.cols; }
 
  private:
-  void check_grids(const std::vector<GridTHW>& grids) const;
   // Activations of one block, allocated by the first block of a forward and reused by the others.
   struct BlockScratch {
     std::vector<float> normed, qkv, q, k, v, mlp;

@@ -43,19 +43,7 @@ VisionEncoderTrainer::VisionEncoderTrainer(const ModelConfig& config, const Visi
       side_(static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(weights.pos_embed.rows))))),
       ctx_(ctx),
       checkpointing_(activation_checkpointing) {
-  if (static_cast<int64_t>(weights.blocks.size()) != config_.depth ||
-      weights.deepstack_merger_list.size() != config_.deepstack_visual_indexes.size())
-    throw_error(config.path, ": vision weights were bound for a different vision_config");
-}
-
-void VisionEncoderTrainer::check_grids(const std::vector<GridTHW>& grids) const {
-  const int64_t m = config_.spatial_merge_size;
-  for (size_t i = 0; i < grids.size(); ++i) {
-    const GridTHW& g = grids[i];
-    if (g.t < 1 || g.h < 1 || g.w < 1 || g.h % m != 0 || g.w % m != 0)
-      throw_error("vision encoder: grid_thw ", i, " = (", g.t, ", ", g.h, ", ", g.w,
-                  ") must be positive with h and w multiples of spatial_merge_size ", m);
-  }
+  check_vision_weights(config, weights);
 }
 
 // Qwen3VLVisionBlock.forward, the ops of VisionEncoder::block in the same order (float32, so its roundings are
@@ -126,7 +114,7 @@ std::vector<float> VisionEncoderTrainer::merger_forward(const VisionMergerWeight
 
 VisionOutput VisionEncoderTrainer::forward(const float* pixel_values, const std::vector<GridTHW>& grids,
                                            VisionActivations& acts) const {
-  check_grids(grids);
+  check_vision_grids(config_, grids);
   const int64_t d = config_.hidden_size;
   const int64_t m = config_.spatial_merge_size;
   const int64_t patch_dim = weights_.patch_embed.weight.cols;

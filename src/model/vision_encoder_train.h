@@ -87,7 +87,6 @@ class VisionEncoderTrainer {
   int64_t patch_dim() const { return weights_.patch_embed.weight.cols; }
 
  private:
-  void check_grids(const std::vector<GridTHW>& grids) const;
   // Qwen3VLVisionBlock.forward of block `index` on input [N, D]: every intermediate but the input into `a`, the
   // output into `out` [N, D].
   void block_forward(int64_t index, const VisionActivations& acts, const float* input, VisionBlockActivations& a,
