@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "ops/cpu/kernels.h"
+#include "ops/cpu/parallel_ranges.h"
 #include "ops/ops.h"
 #include "ops/lora.h"
 
@@ -57,27 +58,6 @@ const Kernels kScalar = [] {
 const Kernels& kernels_of(const Context& ctx) { return ctx.kernels ? *ctx.kernels : best_kernels(); }
 
 int threads_of(const Context& ctx) { return ctx.pool ? ctx.pool->size() : 1; }
-
-// Runs fn(begin, end) over [0, total) cut into pieces of whole `granule`s, a few per thread (the pool hands them out
-// dynamically, which evens out threads slowed by other work on the machine).
-template <typename Fn>
-void split(const Context& ctx, int64_t total, int64_t granule, int64_t min_piece, Fn&& fn) {
-  const int threads = threads_of(ctx);
-  if (threads == 1 || total <= min_piece) {
-    fn(int64_t{0}, total);
-    return;
-  }
-  const int64_t units = (total + granule - 1) / granule;
-  const int64_t max_pieces = std::max<int64_t>(1, total / std::max<int64_t>(min_piece, 1));
-  const int64_t pieces = std::min<int64_t>({units, max_pieces, int64_t{4} * threads});
-  const int64_t per_piece = (units + pieces - 1) / pieces;
-  const int64_t count = (units + per_piece - 1) / per_piece;
-  ctx.pool->parallel_for(count, [&](int64_t piece, int) {
-    const int64_t begin = piece * per_piece * granule;
-    const int64_t end = std::min(total, (piece + 1) * per_piece * granule);
-    if (begin < end) fn(begin, end);
-  });
-}
 
 // Element-wise ops are split only when large enough to pay for the hand-off.
 constexpr int64_t kMinElements = 1 << 15;
@@ -207,7 +187,7 @@ void prepare_x(const Context& ctx, const cpu::Kernels& k, cpu::LinearJob& job) {
       job.bf16_dot = k.all_bf16(x, elements);
     } else {
       std::atomic<bool> exact{true};
-      cpu::split(ctx, n, 1, std::max<int64_t>(1, cpu::kMinElements / cols), [&](int64_t r0, int64_t r1) {
+      cpu::for_ranges(ctx, n, 1, std::max<int64_t>(1, cpu::kMinElements / cols), [&](int64_t r0, int64_t r1) {
         if (exact.load(std::memory_order_relaxed) && !k.all_bf16(x + r0 * cols, (r1 - r0) * cols)) exact = false;
       });
       job.bf16_dot = exact.load();
@@ -217,7 +197,7 @@ void prepare_x(const Context& ctx, const cpu::Kernels& k, cpu::LinearJob& job) {
   if (bytes) {
     void* packed = cpu::thread_scratch(3, bytes);  // slot 3: packed x
     const int64_t rows_per_piece = std::max<int64_t>(1, cpu::kMinElements / cols);
-    cpu::split(elements < cpu::kMinElements * 4 ? Context{} : ctx, n, k.linear_row_granule(job), rows_per_piece,
+    cpu::for_ranges(elements < cpu::kMinElements * 4 ? Context{} : ctx, n, k.linear_row_granule(job), rows_per_piece,
                [&](int64_t r0, int64_t r1) { k.linear_pack_x(job, packed, r0, r1); });
     job.packed_x = packed;
   }
@@ -315,7 +295,7 @@ void linear_group(const Context& ctx, const float* x, int64_t n, const LinearOut
   // multiply-adds each so that tiny matrices stay on one thread.
   const int64_t min_units = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, n * outputs[0].w->cols) /
                                                      granule);
-  cpu::split(ctx, units[count], 1, min_units, [&](int64_t u0, int64_t u1) {
+  cpu::for_ranges(ctx, units[count], 1, min_units, [&](int64_t u0, int64_t u1) {
     for (int i = 0; i < count; ++i) {
       const int64_t a = std::max(u0, units[i]), b = std::min(u1, units[i + 1]);
       if (a < b)
@@ -330,7 +310,7 @@ void rms_norm(const Context& ctx, const float* x, int64_t rows, int64_t dim, con
   check_vector(weight, "rms_norm weight");
   const cpu::Kernels& k = cpu::kernels_of(ctx);
   const int64_t min_rows = std::max<int64_t>(1, cpu::kMinElements / std::max<int64_t>(dim, 1));
-  cpu::split(k.threaded ? ctx : Context{}, rows, 1, min_rows, [&](int64_t r0, int64_t r1) {
+  cpu::for_ranges(k.threaded ? ctx : Context{}, rows, 1, min_rows, [&](int64_t r0, int64_t r1) {
     k.rms_norm(x + r0 * dim, r1 - r0, dim, weight, eps, out + r0 * dim, precision);
   });
 }
@@ -341,7 +321,7 @@ void layer_norm(const Context& ctx, const float* x, int64_t rows, int64_t dim, c
   check_vector(bias, "layer_norm bias");
   const cpu::Kernels& k = cpu::kernels_of(ctx);
   const int64_t min_rows = std::max<int64_t>(1, cpu::kMinElements / std::max<int64_t>(dim, 1));
-  cpu::split(k.threaded ? ctx : Context{}, rows, 1, min_rows, [&](int64_t r0, int64_t r1) {
+  cpu::for_ranges(k.threaded ? ctx : Context{}, rows, 1, min_rows, [&](int64_t r0, int64_t r1) {
     k.layer_norm(x + r0 * dim, r1 - r0, dim, weight, bias, eps, out + r0 * dim, precision);
   });
 }
@@ -349,7 +329,7 @@ void layer_norm(const Context& ctx, const float* x, int64_t rows, int64_t dim, c
 namespace {
 template <typename Fn>
 void elementwise(const Context& ctx, const cpu::Kernels& k, size_t count, Fn&& fn) {
-  cpu::split(k.threaded ? ctx : Context{}, static_cast<int64_t>(count), 64, cpu::kMinElements,
+  cpu::for_ranges(k.threaded ? ctx : Context{}, static_cast<int64_t>(count), 64, cpu::kMinElements,
              [&](int64_t i0, int64_t i1) { fn(static_cast<size_t>(i0), static_cast<size_t>(i1 - i0)); });
 }
 }  // namespace
@@ -378,7 +358,7 @@ void apply_rotary(const Context& ctx, float* x, int64_t rows, int64_t heads, int
                   const float* sin, Precision precision) {
   const cpu::Kernels& k = cpu::kernels_of(ctx);
   const int64_t min_rows = std::max<int64_t>(1, cpu::kMinElements / std::max<int64_t>(heads * head_dim, 1));
-  cpu::split(k.threaded ? ctx : Context{}, rows, 1, min_rows, [&](int64_t r0, int64_t r1) {
+  cpu::for_ranges(k.threaded ? ctx : Context{}, rows, 1, min_rows, [&](int64_t r0, int64_t r1) {
     k.apply_rotary(x + r0 * heads * head_dim, r1 - r0, heads, head_dim, cos + r0 * head_dim, sin + r0 * head_dim,
                    precision);
   });

@@ -1,6 +1,7 @@
-// Splitting an op's outputs over the context's thread pool, for the backward ops (ops/cpu/dispatch_backward.cpp,
-// ops/cpu/linear_backward.cpp). Each output element belongs to exactly one range and is computed there in a fixed
-// order that does not depend on the range bounds, so results are the same bits at any thread count.
+// Splitting an op's outputs over the context's thread pool, for the forward ops (ops/cpu/dispatch.cpp) and the
+// backward ops (ops/cpu/dispatch_backward.cpp, ops/cpu/linear_backward.cpp). Each output element belongs to exactly
+// one range and is computed there in a fixed order that does not depend on the range bounds, so results are the
+// same bits at any thread count.
 #pragma once
 
 #include <algorithm>
