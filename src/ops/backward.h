@@ -28,6 +28,11 @@ struct LinearGrads {
   float* const* magnitude = nullptr;  // DoRA: d lora_magnitude_vector_t [rows]
 
   bool any() const;  // whether any buffer is set (else the layer's parameters are all frozen)
+  // The buffer of LoRA term t in one of the per-term arrays above (null when the array or its entry is).
+  static float* of_term(float* const* per_term, int t) { return per_term ? per_term[t] : nullptr; }
+  // Throws Error (internal) for what linear_backward cannot give for `w`: dW of a quantized weight, or a magnitude
+  // gradient for a term without its DoRA scale and norm.
+  void check(const WeightMatrix& w) const;
 };
 
 // Backward of linear (ops.h) with its LoRA terms, PEFT's LoRA Linear.forward (peft/tuners/lora/layer.py):

@@ -71,19 +71,6 @@ WeightMatrix without_lora(const WeightMatrix& w) {
   return base;
 }
 
-float* entry(float* const* array, int t) { return array ? array[t] : nullptr; }
-
-void check_linear_grads(const WeightMatrix& w, const LinearGrads& grads) {
-  if (grads.weight && w.dtype != DType::F32 && w.dtype != DType::BF16)
-    throw_error("internal: linear_backward: no weight gradient for a ", dtype_name(w.dtype), " weight");
-  for (int t = 0; t < w.lora.count; ++t) {
-    if (!entry(grads.magnitude, t)) continue;
-    const LoraTerm& term = w.lora.terms[t];
-    if (!term.dora_scale || !term.dora_norm)
-      throw_error("internal: linear_backward: a magnitude gradient for LoRA term ", t, " without DoRA scale and norm");
-  }
-}
-
 // The input of each DoRA term's scale, z_{t-1} + s_t B_t A_t x, where z is the chain the forward builds without
 // the bias: z_0 = x W^T, z_t = z_{t-1} + s_t B_t A_t x (LoRA) or f_t (z_{t-1} + s_t B_t A_t x) (DoRA). Empty for
 // the terms whose magnitude gradient is not wanted.
@@ -92,7 +79,7 @@ std::vector<std::vector<float>> dora_inputs(const float* x, int64_t n, const Wei
   const LoraTerms& lora = w.lora;
   std::vector<std::vector<float>> inputs(static_cast<size_t>(lora.count));
   bool wanted = false;
-  for (int t = 0; t < lora.count; ++t) wanted = wanted || entry(grads.magnitude, t);
+  for (int t = 0; t < lora.count; ++t) wanted = wanted || LinearGrads::of_term(grads.magnitude, t);
   if (!wanted) return inputs;
   const int64_t out = w.rows;
   std::vector<float> z(static_cast<size_t>(n * out));
@@ -103,7 +90,7 @@ std::vector<std::vector<float>> dora_inputs(const float* x, int64_t n, const Wei
     linear(x, n, term.lora_A, h.data(), Precision::F32);
     linear(h.data(), n, term.lora_B, delta.data(), Precision::F32);
     for (size_t e = 0; e < z.size(); ++e) z[e] += delta[e] * term.scaling;
-    if (entry(grads.magnitude, t)) inputs[t] = z;
+    if (LinearGrads::of_term(grads.magnitude, t)) inputs[t] = z;
     if (term.dora_scale)
       for (int64_t i = 0; i < n; ++i)
         for (int64_t j = 0; j < out; ++j) z[i * out + j] *= term.dora_scale[j];
@@ -116,7 +103,7 @@ std::vector<std::vector<float>> dora_inputs(const float* x, int64_t n, const Wei
 void linear_backward(const float* x, int64_t n, const WeightMatrix& w, const float* dy, float* dx, bool accumulate_dx,
                      const LinearGrads& grads) {
   lora::check_terms(w);
-  check_linear_grads(w, grads);
+  grads.check(w);
   const int64_t out = w.rows, in = w.cols;
   if (grads.bias)
     for (int64_t j = 0; j < out; ++j) {
@@ -132,7 +119,7 @@ void linear_backward(const float* x, int64_t n, const WeightMatrix& w, const flo
     const LoraTerm& term = w.lora.terms[t];
     const int64_t r = term.lora_A.rows;
     if (term.dora_scale) {
-      if (float* dm = entry(grads.magnitude, t))
+      if (float* dm = LinearGrads::of_term(grads.magnitude, t))
         for (int64_t j = 0; j < out; ++j) {
           double sum = 0.0;
           for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(g[i * out + j]) * dora_in[t][i * out + j];
@@ -141,8 +128,8 @@ void linear_backward(const float* x, int64_t n, const WeightMatrix& w, const flo
       for (int64_t i = 0; i < n; ++i)
         for (int64_t j = 0; j < out; ++j) g[i * out + j] *= term.dora_scale[j];
     }
-    float* dA = entry(grads.lora_A, t);
-    float* dB = entry(grads.lora_B, t);
+    float* dA = LinearGrads::of_term(grads.lora_A, t);
+    float* dB = LinearGrads::of_term(grads.lora_B, t);
     if (!dA && !dB && !dx) continue;
     // dt = s * g is the gradient of t = (x A^T) B^T.
     std::vector<float> scaled(g.size()), dh(static_cast<size_t>(n * r));

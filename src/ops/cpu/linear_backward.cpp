@@ -48,8 +48,6 @@ WeightMatrix without_lora(const WeightMatrix& w) {
   return base;
 }
 
-float* entry(float* const* array, int t) { return array ? array[t] : nullptr; }
-
 // dst[cols, rows] = src[rows, cols]^T for src of row stride ld, in tiles (both sides stay in cache), split by
 // destination rows.
 void transpose(const Context& ctx, const float* src, int64_t rows, int64_t cols, int64_t ld, float* dst) {
@@ -146,17 +144,6 @@ void add_column_sums(const Context& ctx, const float* a, const float* b, int64_t
                   });
 }
 
-void check_linear_grads(const WeightMatrix& w, const LinearGrads& grads) {
-  if (grads.weight && w.dtype != DType::F32 && w.dtype != DType::BF16)
-    throw_error("internal: linear_backward: no weight gradient for a ", dtype_name(w.dtype), " weight");
-  for (int t = 0; t < w.lora.count; ++t) {
-    if (!entry(grads.magnitude, t)) continue;
-    const LoraTerm& term = w.lora.terms[t];
-    if (!term.dora_scale || !term.dora_norm)
-      throw_error("internal: linear_backward: a magnitude gradient for LoRA term ", t, " without DoRA scale and norm");
-  }
-}
-
 // The input of each DoRA term's scale whose magnitude gradient is wanted (reference_backward.cpp dora_inputs: the
 // chain z_0 = x W^T, z_t = z_{t-1} + s_t B_t A_t x, scaled by f_t after a DoRA term).
 std::vector<std::vector<float>> dora_inputs(const Context& ctx, const float* x, int64_t n, const WeightMatrix& w,
@@ -164,7 +151,7 @@ std::vector<std::vector<float>> dora_inputs(const Context& ctx, const float* x, 
   const LoraTerms& lora = w.lora;
   std::vector<std::vector<float>> inputs(static_cast<size_t>(lora.count));
   bool wanted = false;
-  for (int t = 0; t < lora.count; ++t) wanted = wanted || entry(grads.magnitude, t);
+  for (int t = 0; t < lora.count; ++t) wanted = wanted || LinearGrads::of_term(grads.magnitude, t);
   if (!wanted) return inputs;
   const int64_t out = w.rows;
   std::vector<float> z(static_cast<size_t>(n * out)), delta(z.size());
@@ -175,7 +162,7 @@ std::vector<std::vector<float>> dora_inputs(const Context& ctx, const float* x, 
     linear(ctx, x, n, term.lora_A, h.data(), Precision::F32);
     linear(ctx, h.data(), n, term.lora_B, delta.data(), Precision::F32);
     for (size_t e = 0; e < z.size(); ++e) z[e] += delta[e] * term.scaling;
-    if (entry(grads.magnitude, t)) inputs[t] = z;
+    if (LinearGrads::of_term(grads.magnitude, t)) inputs[t] = z;
     if (term.dora_scale)
       for (int64_t i = 0; i < n; ++i)
         for (int64_t j = 0; j < out; ++j) z[i * out + j] *= term.dora_scale[j];
@@ -211,10 +198,21 @@ void lora_term_backward(const Context& ctx, const float* x, int64_t n, const Wei
 
 bool LinearGrads::any() const { return weight || bias || lora_A || lora_B || magnitude; }
 
+void LinearGrads::check(const WeightMatrix& w) const {
+  if (weight && w.dtype != DType::F32 && w.dtype != DType::BF16)
+    throw_error("internal: linear_backward: no weight gradient for a ", dtype_name(w.dtype), " weight");
+  for (int t = 0; t < w.lora.count; ++t) {
+    if (!of_term(magnitude, t)) continue;
+    const LoraTerm& term = w.lora.terms[t];
+    if (!term.dora_scale || !term.dora_norm)
+      throw_error("internal: linear_backward: a magnitude gradient for LoRA term ", t, " without DoRA scale and norm");
+  }
+}
+
 void linear_backward(const Context& ctx, const float* x, int64_t n, const WeightMatrix& w, const float* dy, float* dx,
                      bool accumulate_dx, const LinearGrads& grads) {
   lora::check_terms(w);
-  check_linear_grads(w, grads);
+  grads.check(w);
   if (n <= 0) return;
   const int64_t out = w.rows, in = w.cols;
   if (grads.bias) add_column_sums(ctx, dy, nullptr, n, out, nullptr, grads.bias);
@@ -231,12 +229,13 @@ void linear_backward(const Context& ctx, const float* x, int64_t n, const Weight
   for (int t = w.lora.count - 1; t >= 0; --t) {
     const LoraTerm& term = w.lora.terms[t];
     if (term.dora_scale) {
-      if (float* dm = entry(grads.magnitude, t)) add_column_sums(ctx, g, dora_in[t].data(), n, out, term.dora_norm, dm);
+      if (float* dm = LinearGrads::of_term(grads.magnitude, t))
+        add_column_sums(ctx, g, dora_in[t].data(), n, out, term.dora_norm, dm);
       for (int64_t i = 0; i < n; ++i)
         for (int64_t j = 0; j < out; ++j) g_mutable[i * out + j] *= term.dora_scale[j];
     }
-    float* dA = entry(grads.lora_A, t);
-    float* dB = entry(grads.lora_B, t);
+    float* dA = LinearGrads::of_term(grads.lora_A, t);
+    float* dB = LinearGrads::of_term(grads.lora_B, t);
     if (dA || dB || dx) lora_term_backward(ctx, x, n, w, term, g, dA, dB, dx_lora);
   }
   if (grads.weight) {
