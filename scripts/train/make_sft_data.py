@@ -41,12 +41,13 @@ FIRST_TEST_SEED = 1000000
 
 
 def parse_mix(text: str) -> dict:
-    """"count=2,choice=2" -> weights of the image categories (the others keep weight 1)."""
-    mix = {c: 1.0 for c in syn.CATEGORIES}
+    """"count=2,choice=2" -> weights of the image categories (the held-out ones keep weight 1, the training-only
+    ones 0)."""
+    mix = {c: 1.0 for c in syn.CATEGORIES} | {c: 0.0 for c in syn.TRAIN_ONLY}
     for part in filter(None, text.split(",")):
         name, _, value = part.partition("=")
         if name not in mix:
-            raise SystemExit(f"--mix: unknown image task {name!r} ({', '.join(syn.CATEGORIES)})")
+            raise SystemExit(f"--mix: unknown image task {name!r} ({', '.join(mix)})")
         mix[name] = float(value)
     return mix
 

@@ -14,6 +14,12 @@ with a short answer. Tasks (the item's "category"):
   grounding  one object: "Locate the blue square, output bbox_2d coordinates in JSON." ->
              [{"bbox_2d": [x1, y1, x2, y2], "label": "blue square"}]   (Qwen3-VL's 0..1000 grid)
 
+Training only (TRAIN_ONLY, never in a held-out set):
+
+  describe   1-6 objects anywhere: "Describe the image." -> "red circle top left, blue star bottom right"
+             (every object's colour, shape and quadrant, in reading order: one answer supervises what the
+             colour, count, position and grounding questions each ask about a single object)
+
 The same `sample(rng)` feeds training (scripts/train/train_tiny_qwen3vl.py draws fresh items every step) and writes
 the committed held-out test set (a different seed range):
 
@@ -197,6 +203,24 @@ def _task_text(rng):
     return img, q, s, pool
 
 
+def quadrant(box: tuple) -> str:
+    """The image quarter holding the box's centre, in the position task's words."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return f"{'top' if cy < SIZE / 2 else 'bottom'} {'left' if cx < SIZE / 2 else 'right'}"
+
+
+def _task_describe(rng):
+    objs = [(rng.choice(SHAPES), rng.choice(list(COLORS))) for _ in range(rng.randint(1, 6))]
+    r = _scene(rng, objs, rng.choice([(16, 24), (18, 30), (20, 36)]))
+    if r is None:
+        return None
+    img, boxes = r
+    # reading order: the top half first, then left to right by centre
+    order = sorted(range(len(objs)), key=lambda i: (boxes[i][1] + boxes[i][3] >= SIZE, boxes[i][0] + boxes[i][2]))
+    ans = ", ".join(f"{objs[i][1]} {objs[i][0]} {quadrant(boxes[i])}" for i in order)
+    return img, "Describe the image.", ans
+
+
 BASIC = {"shape": _task_shape, "color": _task_color, "count": _task_count, "position": _task_position,
          "text": _task_text}
 
@@ -219,10 +243,19 @@ def _task_grounding(rng):
     return img, q, ans
 
 
+TRAIN_ONLY = {"describe": _task_describe}
+
+
 def sample(rng: random.Random, category: str | None = None) -> dict:
     """One item: {"image": PIL.Image, "question", "answer", "category", optional "choices", "metric"}."""
     cat = category or rng.choice(CATEGORIES)
     while True:
+        if cat in TRAIN_ONLY:
+            r = TRAIN_ONLY[cat](rng)
+            if r is None:
+                continue
+            img, q, a = r
+            return {"image": img, "question": q, "answer": a, "category": cat}
         if cat == "grounding":
             r = _task_grounding(rng)
             if r is None:
