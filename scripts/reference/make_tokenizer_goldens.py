@@ -15,6 +15,11 @@ Writes, deterministically (fixed seed, no network):
                               ids          HF ids for bytes.decode('utf-8', errors='replace')
                               decoded      HF decode(ids, skip_special_tokens=False)
                               decoded_skip HF decode(ids, skip_special_tokens=True)
+  goldens_split_special.jsonl
+                            for each corpus string holding a special token's text: {"index": its line in
+                            goldens.jsonl, "ids": HF ids with encode_special_tokens=True (transformers'
+                            split_special_tokens=True, llama.cpp's parse_special=false): special tokens are then
+                            tokenized as plain text, non-special added tokens such as <think> still match}
   hf_unicode_classes.json   the code points HF's pre-tokenizer regex engine (Oniguruma) puts in \\p{L}, \\p{N}
                             and \\s, as inclusive [first, last] ranges, found by running HF Split pre-tokenizers
                             over every code point; the C++ test checks PCRE2 (plus our extra ranges) against it.
@@ -346,6 +351,13 @@ def main():
                       "decoded_skip": tok.decode(ids, skip_special_tokens=True)}
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             counts[cat] = counts.get(cat, 0) + 1
+    specials = [t.content for t in tok.get_added_tokens_decoder().values() if t.special]
+    tok.encode_special_tokens = True
+    with open(os.path.join(args.out, "goldens_split_special.jsonl"), "w", encoding="utf-8") as f:
+        for index, (_, raw) in enumerate(corpus):
+            text = raw.decode("utf-8", errors="replace")
+            if any(s in text for s in specials):
+                f.write(json.dumps({"index": index, "ids": tok.encode(text).ids}) + "\n")
     print(f"{len(corpus)} strings:", ", ".join(f"{k} {v}" for k, v in counts.items()), file=sys.stderr)
 
 

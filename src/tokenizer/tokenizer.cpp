@@ -34,21 +34,23 @@ struct Tokenizer::Impl {
   static Vocabulary build_vocabulary(const TokenizerJson& file, const std::vector<Added>& added, std::int32_t size,
                                      const std::string& path);
 
-  // Longest added token starting at text[pos], or nullptr.
-  const Added* added_at(std::string_view text, std::size_t pos) const {
+  // Longest added token starting at text[pos], or nullptr; with skip_special, only the non-special ones.
+  const Added* added_at(std::string_view text, std::size_t pos, bool skip_special) const {
     if (!added_first_byte[static_cast<unsigned char>(text[pos])]) return nullptr;
     for (const Added& a : added) {  // longest first, so the first hit is the longest match
+      if (skip_special && a.special) continue;
       if (text.compare(pos, a.content.size(), a.content) == 0) return &a;
     }
     return nullptr;
   }
 
   // Calls on_text(segment) for the text between added tokens and on_added(token) for each added token, in order.
+  // skip_special leaves the special ones in the text (HF's encode_special_tokens).
   template <typename OnText, typename OnAdded>
-  void split_added(std::string_view text, OnText on_text, OnAdded on_added) const {
+  void split_added(std::string_view text, bool skip_special, OnText on_text, OnAdded on_added) const {
     std::size_t start = 0;
     for (std::size_t pos = 0; pos < text.size();) {
-      if (const Added* a = added_at(text, pos)) {
+      if (const Added* a = added_at(text, pos, skip_special)) {
         if (pos > start) on_text(text.substr(start, pos - start));
         on_added(*a);
         pos += a->content.size();
@@ -223,13 +225,13 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
 
 // Invalid UTF-8 input is first converted the way Python's bytes.decode('utf-8', errors='replace') does (each
 // maximal invalid subpart -> U+FFFD); HF only ever tokenizes Python strings, so that is the HF-equivalent input.
-std::vector<std::int32_t> Tokenizer::encode(std::string_view text) const {
+std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool split_special_tokens) const {
   const std::string valid = unicode::replace_invalid_utf8(text);
   std::vector<std::int32_t> ids;
   ids.reserve(valid.size() / 3 + 4);
   std::vector<std::string_view> pieces;
   impl_->split_added(
-      valid,
+      valid, split_special_tokens,
       [&](std::string_view segment) {
         const std::string normalized = unicode::nfc(segment);
         pieces.clear();
@@ -245,7 +247,7 @@ std::string Tokenizer::normalize(std::string_view text) const {
   std::string out;
   out.reserve(valid.size());
   impl_->split_added(
-      valid, [&](std::string_view segment) { out += unicode::nfc(segment); },
+      valid, /*skip_special=*/false, [&](std::string_view segment) { out += unicode::nfc(segment); },
       [&](const Impl::Added& a) { out += a.content; });
   return out;
 }

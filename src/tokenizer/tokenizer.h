@@ -31,7 +31,9 @@ class Tokenizer {
   ~Tokenizer();
 
   // Added/special tokens are matched first (longest match) and never BPE-split. No BOS/EOS is added.
-  std::vector<int32_t> encode(std::string_view text) const;
+  // split_special_tokens (transformers' tokenizer option of that name, tokenizers' encode_special_tokens): the text of
+  // a special token (`special: true`) is tokenized like any other text; non-special added tokens still match.
+  std::vector<int32_t> encode(std::string_view text, bool split_special_tokens = false) const;
 
   // Concatenates the tokens' bytes and decodes them as UTF-8; invalid sequences become U+FFFD exactly like Python's
   // errors="replace". Ids that name no token (e.g. the embedding's padding rows >= vocab_size()) are skipped, as HF

@@ -18,6 +18,7 @@
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode_text.h"
+#include "tokenizer_goldens.h"
 
 namespace qwen3vl {
 namespace {
@@ -30,49 +31,9 @@ const Tokenizer& tok() {
   return t;
 }
 
-std::string base64_decode(const std::string& in) {
-  static const std::string chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  unsigned value = 0;
-  int bits = -8;
-  for (const char c : in) {
-    if (c == '=') break;
-    const std::size_t d = chars.find(c);
-    if (d == std::string::npos) throw std::runtime_error("bad base64");
-    value = (value << 6) | static_cast<unsigned>(d);
-    bits += 6;
-    if (bits >= 0) {
-      out.push_back(static_cast<char>((value >> bits) & 0xFF));
-      bits -= 8;
-    }
-  }
-  return out;
-}
+using Golden = testing::TokenizerGolden;
 
-struct Golden {
-  std::string cat;
-  std::string input;  // raw bytes
-  std::vector<int32_t> ids;
-  std::string decoded;
-  std::string decoded_skip;
-};
-
-const std::vector<Golden>& goldens() {
-  static const std::vector<Golden> all = [] {
-    std::vector<Golden> out;
-    std::ifstream in(kFixtures + "/goldens.jsonl");
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.empty()) continue;
-      const auto j = nlohmann::json::parse(line);
-      out.push_back(Golden{j.at("cat").get<std::string>(), base64_decode(j.at("input_b64").get<std::string>()),
-                           j.at("ids").get<std::vector<int32_t>>(), j.at("decoded").get<std::string>(),
-                           j.at("decoded_skip").get<std::string>()});
-    }
-    return out;
-  }();
-  return all;
-}
+const std::vector<Golden>& goldens() { return testing::tokenizer_goldens(); }
 
 std::string ids_str(const std::vector<int32_t>& ids) {
   std::ostringstream s;
@@ -95,6 +56,24 @@ TEST(Tokenizer, GoldenCorpusIdsMatchHf) {
     }
   }
   EXPECT_EQ(failures, 0) << "of " << all.size() << " goldens";
+}
+
+// split_special_tokens against HF's encode_special_tokens on every golden that holds a special token's text: the
+// special tokens' text is BPE-tokenized, the non-special added tokens (<think>) still match.
+TEST(Tokenizer, SplitSpecialTokensMatchesHf) {
+  const auto& split = testing::split_special_goldens();
+  ASSERT_GE(split.size(), 300u);
+  int failures = 0, differ = 0;
+  for (const auto& [index, hf_ids] : split) {
+    const Golden& g = goldens().at(index);
+    const auto ids = tok().encode(g.input, /*split_special_tokens=*/true);
+    differ += ids != g.ids;
+    if (ids != hf_ids && ++failures <= 10)
+      ADD_FAILURE() << "golden " << index << " (" << g.cat << ") input \"" << g.input << "\"\n  ours: " << ids_str(ids)
+                    << "\n  HF:   " << ids_str(hf_ids);
+  }
+  EXPECT_EQ(failures, 0) << "of " << split.size() << " goldens";
+  EXPECT_EQ(differ, static_cast<int>(split.size())) << "each holds a special token, which splitting must change";
 }
 
 TEST(Tokenizer, GoldenCorpusCoversEveryCategory) {
