@@ -17,6 +17,7 @@
 #include "engine/loaded_model.h"
 #include "engine/prompt.h"
 #include "engine/video_prompt.h"
+#include "lora_options.h"
 #include "vision/image_decode.h"
 #include "vision/video_processor.h"
 
@@ -74,6 +75,7 @@ CLI::App* add_eval_command(CLI::App& app, EvalOptions& o) {
       "eval", "Score a checkpoint on a benchmark JSONL (greedy; multiple choice, exact match, ANLS, box IoU)");
   cmd->add_option("-m,--model", o.model_dir, "Checkpoint directory (Hugging Face layout)")->required();
   add_weight_format_options(cmd, o.formats);
+  add_lora_options(cmd, o.lora);
   cmd->add_option("--data", o.data,
                   "Benchmark JSONL: one {\"image\"|\"video\", \"question\", \"choices\"?, \"answer\", \"category\"?, "
                   "\"metric\"?, \"fps\"?, \"num_frames\"?} per line; paths relative to the file")
@@ -179,6 +181,7 @@ int eval_command(const EvalOptions& o) {
   LoadOptions load_options;
   apply_weight_formats(o.formats, load_options);
   const auto model = load_model(o.model_dir, load_options);
+  const auto adapters = load_lora_specs(o.lora, *model);
   PixelBudget budget;
   budget.min_pixels = o.min_pixels;
   budget.max_pixels = o.max_pixels;
@@ -237,6 +240,7 @@ int eval_command(const EvalOptions& o) {
           *model, expand_video_placeholders(expand_image_placeholders(chat, request.images, merge), request.videos,
                                             merge, model->config.vision_config.temporal_patch_size));
       request.max_new_tokens = o.n_predict;
+      request.adapters = adapters;
       request.sampling = SamplingParams{};  // greedy, no penalties, whatever generation_config.json says
       request.stop_token_ids = stop_ids;
       const GenerationResult result = generate(*model, request);

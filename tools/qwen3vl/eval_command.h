@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "weight_format_options.h"
 
@@ -17,6 +18,7 @@ namespace cli {
 struct EvalOptions {
   std::string model_dir;
   WeightFormatOptions formats;
+  std::vector<std::string> lora;  // --lora DIR[:SCALE], as `run`
   std::string data;
   std::string predictions;  // default: <data without .jsonl>.predictions.jsonl
   bool resume = false;
