@@ -38,6 +38,7 @@ fuzzer_options() {
     checkpoint_configs | safetensors) options+=(-dict=tests/fuzz/dicts/checkpoint.dict) ;;
     lora_adapter) options+=(-dict=tests/fuzz/dicts/checkpoint.dict -max_len=1048576) ;;
     tokenizer_json) options+=(-dict=tests/fuzz/dicts/json.dict) ;;
+    jinja) options+=(-dict=tests/fuzz/dicts/jinja.dict -max_len=16384) ;;
     grounding | reply_streams) options+=(-dict=tests/fuzz/dicts/chat.dict -max_len=4096) ;;
     image_decode | png | jpeg | gif | webp | bmp) options+=(-malloc_limit_mb=512 -max_len=262144) ;;
     video_decode) options+=(-malloc_limit_mb=1024 -max_len=262144) ;;

@@ -54,6 +54,7 @@ case "$target" in
     split -l 100 "$fixtures/tokenizer/goldens.jsonl" "$out/goldens_"
     copy "$fixtures"/chat/conversations.json ;;
   chat_json) copy "$fixtures"/chat/*.json "$fixtures"/models/*/config.json "$fixtures"/models/*/chat_template.json ;;
+  jinja) copy "$root"/scripts/reference/templates/*.jinja ;;  # plus tests/fuzz/seeds/jinja: feature snippets
   chat_template)
     i=0; while IFS= read -r line; do printf '%s' "$line" > "$out/conversation_$i"; i=$((i + 1)); done \
       < <(conversation_messages) ;;
