@@ -13,8 +13,8 @@
 #
 # Settings (environment): QWEN3VL (the CLI, default build/bin/qwen3vl), PYTHON (the pinned venv of
 # scripts/reference/README.md, default python3; make_sft_data.py also needs the ffmpeg CLI), SIZE (tiny|small|base,
-# train_tiny_qwen3vl.py SIZES), INIT_FROM (a checkpoint to continue instead of the random init, e.g.
-# models/qwen3vl-tiny-shapes), SHARDS, IMAGES and VIDEOS (per shard), MIX (image task weights, make_sft_data.py
+# train_tiny_qwen3vl.py SIZES), POS_INIT (the vision position table's init: sincos or normal), INIT_FROM (a
+# checkpoint to continue instead of the random init, e.g. models/qwen3vl-tiny-shapes), SHARDS, IMAGES and VIDEOS (per shard), MIX (image task weights, make_sft_data.py
 # --mix), EPOCHS (per shard), LR (peak), BATCH, THREADS (default: finetune's, one per core), SAVE_STEPS,
 # EVAL_EVERY (score the held-out sets after every N-th stage, into $QWEN3VL_DEMO_WORK/eval; 0: only at the end).
 set -euo pipefail
@@ -28,8 +28,10 @@ init_from=${INIT_FROM:-}
 shards=${SHARDS:-60}
 images=${IMAGES:-5000}
 videos=${VIDEOS:-700}
-# grounding answers are ~35 supervised tokens against 2-3 for the others: at weight 1 they would be 2/3 of the loss
-mix=${MIX:-grounding=0.35,count=1.5,position=1.5,choice=1.5}
+# grounding answers are ~35 supervised tokens against 2-3 for the others: at weight 1 they would be 2/3 of the loss;
+# describe (training only) supervises every object of a scene at once
+mix=${MIX:-grounding=0.35,count=1.5,position=1.5,choice=1.5,describe=3}
+pos_init=${POS_INIT:-sincos}
 epochs=${EPOCHS:-3}
 lr=${LR:-2e-3}
 batch=${BATCH:-32}
@@ -82,7 +84,7 @@ elif [ ! -f "$init/model.safetensors" ]; then
   log "writing the seeded random initialisation ($size) to $init"
   rm -rf "$init.partial"
   "$python" "$repo/scripts/train/train_tiny_qwen3vl.py" --init-only --size "$size" --video-vocab --seed 0 \
-    --out "$init.partial"
+    --pos-init "$pos_init" --out "$init.partial"
   mv "$init.partial" "$init"
 fi
 

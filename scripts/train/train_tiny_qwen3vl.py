@@ -126,6 +126,22 @@ SIZES = {
 }
 
 
+def sincos_position_table(side: int, dim: int) -> torch.Tensor:
+    """[side*side, dim] 2-D sine-cosine table (row-major grid): the first half of the channels encode the row, the
+    second half the column, each as sin/cos pairs at frequencies spread geometrically from one period over the grid
+    to the Nyquist rate, so every cell differs from its neighbours from the first step. transformers' normal(0, 0.02)
+    init leaves the position signal ~20x weaker than the patch content (measured after 190k samples here), which
+    kept the position-dependent tasks (left/right, boxes, reading) at chance long after shape and colour were
+    learnt."""
+    quarter = dim // 4
+    freqs = torch.pi / side * (side ** (torch.arange(quarter, dtype=torch.float64) / max(1, quarter - 1)))
+    pos = torch.arange(side, dtype=torch.float64)[:, None] * freqs[None, :]  # [side, quarter]
+    axis = torch.cat([pos.sin(), pos.cos()], dim=1)  # [side, dim / 2]
+    rows = axis[:, None, :].expand(side, side, dim // 2)
+    cols = axis[None, :, :].expand(side, side, dim // 2)
+    return torch.cat([rows, cols], dim=2).reshape(side * side, dim).float()
+
+
 def make_config(ids: dict, vocab: int, size: str = "tiny") -> Qwen3VLConfig:
     hidden, layers, heads, kv_heads, mlp = SIZES[size]["text"]
     v_hidden, v_depth, v_heads, v_mlp = SIZES[size]["vision"]
@@ -443,6 +459,9 @@ def main() -> int:
     ap.add_argument("--size", choices=sorted(SIZES), default="tiny", help="model sizes (SIZES)")
     ap.add_argument("--video-vocab", action="store_true",
                     help="train the tokenizer on the video questions and timestamps too")
+    ap.add_argument("--pos-init", choices=["normal", "sincos"], default="normal",
+                    help="vision position table init: transformers' normal(0, 0.02), or a 2-D sine-cosine table "
+                         "(see sincos_position_table)")
     ap.add_argument("--init-only", action="store_true",
                     help="write the checkpoint with its seeded random initial weights (--seed) and exit: the "
                          "starting point of `qwen3vl finetune` (scripts/train/train_demo.sh)")
@@ -476,6 +495,10 @@ def main() -> int:
         res = model.load_state_dict(load_file(str(args.init_from / "model.safetensors")), strict=False)
         assert not res.unexpected_keys and set(res.missing_keys) <= {"lm_head.weight"}, res
         model.tie_weights()
+    if args.pos_init == "sincos":
+        with torch.no_grad():
+            table = model.model.visual.pos_embed.weight
+            table.copy_(sincos_position_table(int(round(table.shape[0] ** 0.5)), table.shape[1]))
     if args.init_only:
         n_params = sum(p.numel() for p in model.parameters())
         save(model, out, ids, [f"random init: params {n_params}, vocab {vocab}, size {args.size}, seed {args.seed}"])
