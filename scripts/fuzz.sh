@@ -44,6 +44,7 @@ fuzzer_options() {
     video_decode) options+=(-malloc_limit_mb=1024 -max_len=262144) ;;
     tokenize) options+=(-max_len=4096 -timeout=60) ;;  # the first input loads the 151k-token Qwen3 tokenizer
     pretokenizer | media_source) options+=(-max_len=4096) ;;
+    tokenize_request) options+=(-dict=tests/fuzz/dicts/chat.dict -max_len=16384 -timeout=30) ;;  # loads a checkpoint
     sft_dataset) options+=(-dict=tests/fuzz/dicts/sft.dict -max_len=8192 -timeout=30) ;;  # loads the Qwen3 tokenizer
     train_state) options+=(-dict=tests/fuzz/dicts/train_state.dict -max_len=65536) ;;
   esac

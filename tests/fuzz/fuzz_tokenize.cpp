@@ -1,6 +1,7 @@
 // The released Qwen3 tokenizer (tests/fixtures/tokenizer/qwen3) on arbitrary bytes: decode(encode(s)) must equal
 // normalize(s), as tokenizer.h documents, and a StreamDecoder fed the same ids one by one (plus arbitrary ids from the
-// input, unknown ones included) must print exactly what decode prints.
+// input, unknown ones included) must print exactly what decode prints. With split_special_tokens no special id
+// may come out.
 #include "fuzz_common.h"
 #include "tokenizer/tokenizer.h"
 
@@ -23,6 +24,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::vector<int32_t> ids = tokenizer.encode(text);
   qwen3vl::fuzz::check(tokenizer.decode(ids) == tokenizer.normalize(text), "decode(encode(s)) == normalize(s)");
   check_stream_decoder(tokenizer, ids, false);
+  for (int32_t id : tokenizer.encode(text, /*split_special_tokens=*/true))
+    qwen3vl::fuzz::check(!tokenizer.is_special(id), "no special id with split_special_tokens");
 
   // The input's bytes read as ids, two at a time, spread over the whole id range (and a little past it).
   std::vector<int32_t> arbitrary;

@@ -58,7 +58,7 @@ case "$target" in
   chat_template)
     i=0; while IFS= read -r line; do printf '%s' "$line" > "$out/conversation_$i"; i=$((i + 1)); done \
       < <(conversation_messages) ;;
-  chat_request)
+  chat_request | tokenize_request)  # tokenize_request: plus tests/fuzz/seeds/tokenize_request (texts and ids)
     i=0; while IFS= read -r line; do printf '{"messages": %s}' "$line" > "$out/conversation_$i"; i=$((i + 1)); done \
       < <(conversation_messages) ;;
   image_decode) copy "$fixtures"/images/*.{png,jpg,gif,webp,bmp}; rm -f "$out"/images_large_* "$out"/images_over_max_* ;;

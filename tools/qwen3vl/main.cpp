@@ -13,6 +13,7 @@
 #include "quantize_command.h"
 #include "run_command.h"
 #include "serve_command.h"
+#include "tokenize_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"qwen3vl: run and fine-tune Qwen3-VL checkpoints (Hugging Face layout) on the CPU"};
@@ -36,6 +37,8 @@ int main(int argc, char** argv) {
   CLI::App* merge_lora = qwen3vl::cli::add_merge_lora_command(app, merge_lora_options);
   qwen3vl::cli::FinetuneCommandOptions finetune_options;
   CLI::App* finetune = qwen3vl::cli::add_finetune_command(app, finetune_options);
+  qwen3vl::cli::TokenizeCommandOptions tokenize_options;
+  CLI::App* tokenize = qwen3vl::cli::add_tokenize_command(app, tokenize_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -51,6 +54,7 @@ int main(int argc, char** argv) {
     if (kld->parsed()) return qwen3vl::cli::kld_command(kld_options);
     if (merge_lora->parsed()) return qwen3vl::cli::merge_lora_command(merge_lora_options);
     if (finetune->parsed()) return qwen3vl::cli::finetune_command(finetune_options);
+    if (tokenize->parsed()) return qwen3vl::cli::tokenize_command(tokenize_options);
   } catch (const qwen3vl::Error& error) {
     std::fprintf(stderr, "error: %s\n", error.what());
     return 1;

@@ -12,15 +12,17 @@
 namespace qwen3vl {
 namespace server {
 
-namespace {
-
 using json = nlohmann::json;
+
+namespace {
 
 constexpr size_t kMaxStopStrings = 16;
 constexpr size_t kMaxStopLength = 1024;
 constexpr int64_t kMaxPixelsField = int64_t{1} << 34;
 // Far above a real request: 16 videos of 768 frames given as image lists take about 50,000.
 constexpr size_t kMaxJsonValues = size_t{1} << 18;
+
+}  // namespace
 
 const char* type_name(const json& value) {
   switch (value.type()) {
@@ -34,11 +36,19 @@ const char* type_name(const json& value) {
   }
 }
 
-// A member that is absent or null counts as not given (clients send null for unset options).
 const json* member(const json& object, const char* key) {
   auto it = object.find(key);
   return it == object.end() || it->is_null() ? nullptr : &*it;
 }
+
+std::optional<bool> get_bool(const json& object, const char* key, const std::string& param) {
+  const json* value = member(object, key);
+  if (!value) return std::nullopt;
+  if (!value->is_boolean()) bad_request(param, std::string("expected a boolean, got ") + type_name(*value));
+  return value->get<bool>();
+}
+
+namespace {
 
 std::optional<double> get_number(const json& object, const char* key, const std::string& param, double lo,
                                  double hi) {
@@ -73,13 +83,6 @@ std::optional<int64_t> get_integer(const json& object, const char* key, const st
     bad_request(param, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " +
                            std::to_string(number));
   return number;
-}
-
-std::optional<bool> get_bool(const json& object, const char* key, const std::string& param) {
-  const json* value = member(object, key);
-  if (!value) return std::nullopt;
-  if (!value->is_boolean()) bad_request(param, std::string("expected a boolean, got ") + type_name(*value));
-  return value->get<bool>();
 }
 
 std::string get_string(const json& value, const std::string& param) {
@@ -324,6 +327,10 @@ json parse_json_body(const std::string& body) {
 ChatRequest parse_chat_request(const std::string& body) {
   json root = parse_json_body(body);
   if (!root.is_object()) bad_request("", std::string("the body must be a JSON object, got ") + type_name(root));
+  return chat_request_from_json(root);
+}
+
+ChatRequest chat_request_from_json(json& root) {
   ChatRequest request;
   if (const json* model = member(root, "model")) request.model = get_string(*model, "model");
   if (!member(root, "messages")) bad_request("messages", "missing");

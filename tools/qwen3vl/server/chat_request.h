@@ -60,6 +60,15 @@ struct ChatRequest {
 
 // Throws ApiError (400) for malformed JSON, wrong types, out-of-range values and unsupported options.
 ChatRequest parse_chat_request(const std::string& body);
+// The same from a parsed body (a JSON object), whose "messages" it takes apart (left null).
+ChatRequest chat_request_from_json(nlohmann::json& root);
+
+// For the other endpoints' parsers: a JSON value's type in error messages ("an array"); a member that is absent or
+// null (not given, as clients send null for unset options) as nullptr; an optional boolean member, ApiError 400
+// naming `param` when it is something else.
+const char* type_name(const nlohmann::json& value);
+const nlohmann::json* member(const nlohmann::json& object, const char* key);
+std::optional<bool> get_bool(const nlohmann::json& object, const char* key, const std::string& param);
 
 // A JSON request body, refused (ApiError 400) when malformed, nested deeper than 64 levels or holding more than
 // 2^18 values (walking and freeing deep values recurses; each value costs a parsed node).

@@ -8,9 +8,7 @@
 #include "core/error.h"
 #include "core/timer.h"
 #include "engine/grounding.h"
-#include "engine/prompt.h"
 #include "engine/reasoning.h"
-#include "engine/video_prompt.h"
 #include "engine/vision_prefill.h"
 #include "vision/image_decode.h"
 
@@ -248,35 +246,48 @@ void ChatService::encode_images(std::vector<ImageJob>& jobs, PreparedChat& prepa
   }
 }
 
-PreparedChat ChatService::prepare(const ChatRequest& request) const {
-  const LoraRegistry::Selection adapters = adapters_.select(request.model, request.lora);
-  // A token is rarely more than a few bytes; 16 per token of context is far beyond any text that could fit.
-  const uint64_t max_text_bytes = static_cast<uint64_t>(context_size_) * 16;
-  if (text_bytes(request.messages) > max_text_bytes)
-    throw ApiError(400,
-                   "the messages hold " + std::to_string(text_bytes(request.messages)) +
-                       " bytes of text, more than can fit in this model's context of " +
-                       std::to_string(context_size_) + " tokens",
-                   "messages", "context_length_exceeded");
+// What prepare() has settled by the time the prompt ids exist; tokenize() stops there.
+struct ChatService::Plan {
+  explicit Plan(const ServerOptions& options) : budget(options) {}
   PreparedChat prepared;
-  prepared.generation.adapters = adapters.weights;
-  prepared.thinking = model_.template_kind == ChatTemplateKind::Thinking;
   std::vector<ImageJob> jobs;
   VideoJobs videos;
-  MediaBudget budget(options_);  // one deadline for loading, decoding, resizing and encoding all media
+  std::vector<ProcessedImage> grids;  // the images' grids and sizes, without pixels
+  ChatTokens tokens;
+  MediaBudget budget;  // one deadline for loading, decoding, resizing and encoding all media
+};
+
+void ChatService::check_text_bytes(uint64_t bytes, const std::string& param) const {
+  if (bytes > max_text_bytes())
+    throw ApiError(400,
+                   param + ": " + std::to_string(bytes) + " bytes of text, more than can fit in this model's context of " +
+                       std::to_string(context_size_) + " tokens",
+                   param, "context_length_exceeded");
+}
+
+ChatService::Plan ChatService::plan(const ChatRequest& request, bool for_generation) const {
+  const LoraRegistry::Selection adapters = adapters_.select(request.model, request.lora);
+  check_text_bytes(text_bytes(request.messages), "messages");
+  Plan plan(options_);
+  PreparedChat& prepared = plan.prepared;
+  prepared.generation.adapters = adapters.weights;
+  prepared.thinking = model_.template_kind == ChatTemplateKind::Thinking;
+  std::vector<ImageJob>& jobs = plan.jobs;
+  VideoJobs& videos = plan.videos;
+  MediaBudget& budget = plan.budget;
   load_media(request, jobs, videos, prepared, budget);
   fit_budget(request, jobs, videos);
 
   // Sizes and grids: from the cache, or by resizing now (the vision tower runs after the context check).
   Stopwatch clock;
   const int64_t merge = model_.image_processor.merge_size;
-  std::vector<ProcessedImage> grids;
+  std::vector<ProcessedImage>& grids = plan.grids;
   // A tower adapter's image features are its own: they are cached apart from the base's.
   const bool adapted_tower = adapters.weights && adapters.weights->touches_vision();
   for (ImageJob& job : jobs) {
     job.cache_key = ImageCache::make_key(job.hash, job.min_pixels, job.max_pixels, options_.resize_rule,
                                          adapted_tower ? adapters.key : "");
-    if (auto entry = cache_.find(job.cache_key)) {
+    if (auto entry = cache_.find(job.cache_key, /*count=*/for_generation)) {
       job.processed = entry->image;
       job.features = entry->features;
       job.cached = true;
@@ -338,17 +349,27 @@ PreparedChat ChatService::prepare(const ChatRequest& request) const {
                                 " visual tokens, more than the limit of " + std::to_string(cap),
                 "too_many_visual_tokens");
 
-  GenerationRequest& generation = prepared.generation;
   try {
     std::vector<ProcessedVideo> video_plans;
     for (const auto& video : videos) video_plans.push_back(video->planned);
-    const std::string text = expand_image_placeholders(render_chat(model_, request.messages), grids, merge);
-    generation.prompt_ids = encode_text(
-        model_, expand_video_placeholders(text, video_plans, videos_.config().merge_size,
-                                          videos_.config().temporal_patch_size));
+    plan.tokens = tokenize_chat(model_, request.messages, grids, video_plans);
   } catch (const Error& error) {
     throw ApiError(400, std::string("messages: ") + error.what(), "messages");
   }
+  return plan;
+}
+
+ChatTokens ChatService::tokenize(const ChatRequest& request) const {
+  return plan(request, /*for_generation=*/false).tokens;
+}
+
+PreparedChat ChatService::prepare(const ChatRequest& request) const {
+  Plan plan = this->plan(request, /*for_generation=*/true);
+  PreparedChat& prepared = plan.prepared;
+  std::vector<ImageJob>& jobs = plan.jobs;
+  MediaBudget& budget = plan.budget;
+  GenerationRequest& generation = prepared.generation;
+  generation.prompt_ids = std::move(plan.tokens.ids);
   const int64_t n_prompt = static_cast<int64_t>(generation.prompt_ids.size());
   const int64_t room = context_size_ - n_prompt;
   const int64_t max_new = request.max_tokens ? *request.max_tokens : std::min(options_.n_predict, room);
@@ -367,16 +388,16 @@ PreparedChat ChatService::prepare(const ChatRequest& request) const {
 
   if (!jobs.empty()) budget.check_deadline("messages");
   encode_images(jobs, prepared);
-  generation.images = std::move(grids);
+  generation.images = std::move(plan.grids);
   Stopwatch video_clock;
-  for (const auto& video : videos) {
+  for (const auto& video : plan.videos) {
     budget.check_deadline(video->part->where);
     videos_.process(*video, budget);
     generation.videos.push_back(std::move(video->planned));
   }
   prepared.media_seconds += video_clock.seconds();
   for (ImageJob& job : jobs) generation.image_features.push_back(job.features);
-  return prepared;
+  return std::move(prepared);  // a reference into the plan: moved, or the videos' pixels would be copied
 }
 
 ChatOutcome ChatService::run(PreparedChat& prepared, const std::function<bool(const ReplyDelta&)>& on_delta) const {

@@ -14,6 +14,7 @@
 #include "chat_request.h"
 #include "engine/generate.h"
 #include "engine/loaded_model.h"
+#include "engine/tokenize.h"
 #include "image_cache.h"
 #include "lora_registry.h"
 #include "media_source.h"
@@ -81,13 +82,25 @@ class ChatService {
   // request got wrong.
   PreparedChat prepare(const ChatRequest& request) const;
 
+  // The prompt prepare() builds for the request (its media loaded and fitted to the budget, placeholders expanded),
+  // without running the vision tower or checking room for a completion: POST /tokenize with messages.
+  ChatTokens tokenize(const ChatRequest& request) const;
+
+  // Text beyond 16 bytes per token of context cannot fit in it; such requests are refused before the tokenizer
+  // spends time on them (ApiError 400 context_length_exceeded naming `param`).
+  uint64_t max_text_bytes() const { return static_cast<uint64_t>(context_size_) * 16; }
+  void check_text_bytes(uint64_t bytes, const std::string& param) const;
+
   // Generates. `on_delta` sees every piece of text as it becomes final (also empty deltas, so it can check for a
   // departed client); returning false cancels generation (finish_reason "cancelled").
   ChatOutcome run(PreparedChat& prepared, const std::function<bool(const ReplyDelta&)>& on_delta) const;
 
  private:
   struct ImageJob;
+  struct Plan;
   using VideoJobs = std::vector<std::unique_ptr<VideoJob>>;
+  // for_generation: false looks images up in the cache without counting (tokenize uses their grids alone).
+  Plan plan(const ChatRequest& request, bool for_generation) const;
   void load_media(const ChatRequest& request, std::vector<ImageJob>& jobs, VideoJobs& videos, PreparedChat& prepared,
                   MediaBudget& budget) const;
   void fit_budget(const ChatRequest& request, std::vector<ImageJob>& jobs, VideoJobs& videos) const;

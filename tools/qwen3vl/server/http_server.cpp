@@ -17,12 +17,14 @@
 #include "connection_watch.h"
 #include "core/error.h"
 #include "core/timer.h"
+#include "engine/tokenize.h"
 #include "http_listener.h"
 #include "http_request_guard.h"
 #include "image_cache.h"
 #include "lora_registry.h"
 #include "metrics.h"
 #include "openai_responses.h"
+#include "tokenize_request.h"
 #include "worker_pool.h"
 #include "web_page_data.h"  // generated from web/index.html by web/embed.cmake
 
@@ -103,6 +105,26 @@ ConnectionLimits connection_limits(const ServerOptions& options) {
 
 bool is_chat_path(const std::string& path) { return path == "/v1/chat/completions" || path == "/chat/completions"; }
 
+bool takes_json(const std::string& path) {
+  return is_chat_path(path) || path == "/lora-adapters" || path == "/tokenize" || path == "/detokenize";
+}
+
+// llama-server's /tokenize answer: the ids, or with_pieces {"id", "piece"} objects whose piece is a string when it
+// is valid UTF-8 on its own and else the list of its bytes.
+ojson tokens_json(const LoadedModel& model, const std::vector<int32_t>& ids, bool with_pieces) {
+  if (!with_pieces) return ids;
+  ojson tokens = ojson::array();
+  for (const TokenPiece& piece : token_pieces(model, std::vector<int64_t>(ids.begin(), ids.end()))) {
+    ojson text = piece.bytes;
+    if (!piece.utf8) {
+      text = ojson::array();
+      for (unsigned char byte : piece.bytes) text.push_back(byte);
+    }
+    tokens.push_back({{"id", piece.id}, {"piece", std::move(text)}});
+  }
+  return tokens;
+}
+
 ojson adapters_json(const std::vector<LoraRegistry::Listed>& adapters) {
   ojson list = ojson::array();
   for (const LoraRegistry::Listed& a : adapters)
@@ -132,6 +154,9 @@ struct HttpServer::Impl {
   httplib::Server::HandlerResponse check_before_body(const httplib::Request& req, httplib::Response& res);
   void handle_chat(const httplib::Request& req, httplib::Response& res);
   void handle_lora_update(const httplib::Request& req, httplib::Response& res);
+  void handle_tokenize(const httplib::Request& req, httplib::Response& res);
+  void handle_detokenize(const httplib::Request& req, httplib::Response& res);
+  std::shared_ptr<Admission::Ticket> admit(httplib::Response& res, ConnectionWatch& watch);
   ojson models_json() const;
 
   struct StreamJob {
@@ -230,10 +255,9 @@ void HttpServer::Impl::record(const ChatOutcome& outcome, const PreparedChat& pr
   metrics.count_completion(figures);
 }
 
-void HttpServer::Impl::handle_chat(const httplib::Request& req, httplib::Response& res) {
-  Stopwatch clock;
-  auto request = std::make_shared<const ChatRequest>(parse_chat_request(req.body));
-  service.check_model(request->model);
+// A generation slot for this request: 503 + Retry-After when the queue is full; null (status 499) when the client
+// leaves while queued.
+std::shared_ptr<Admission::Ticket> HttpServer::Impl::admit(httplib::Response& res, ConnectionWatch& watch) {
   std::shared_ptr<Admission::Ticket> ticket = admission.try_enter();
   if (!ticket) {
     metrics.count_rejected();
@@ -243,12 +267,21 @@ void HttpServer::Impl::handle_chat(const httplib::Request& req, httplib::Respons
                        std::to_string(admission.waiting()) + " waiting); retry later",
                    "", "server_busy");
   }
-  ConnectionWatch watch(GuardedServer::current_socket());
   if (!ticket->wait([&watch] { return !watch.closed(); })) {
     metrics.count_cancelled();
-    res.status = 499;  // the client left while queued; nobody reads this
-    return;
+    res.status = 499;  // nobody reads this
+    return nullptr;
   }
+  return ticket;
+}
+
+void HttpServer::Impl::handle_chat(const httplib::Request& req, httplib::Response& res) {
+  Stopwatch clock;
+  auto request = std::make_shared<const ChatRequest>(parse_chat_request(req.body));
+  service.check_model(request->model);
+  ConnectionWatch watch(GuardedServer::current_socket());
+  std::shared_ptr<Admission::Ticket> ticket = admit(res, watch);
+  if (!ticket) return;
 
   // A worker prepares (media, budget, prompt, vision) and generates; this thread relays. The worker holds the slot.
   auto channel = std::make_shared<CompletionChannel>();
@@ -302,6 +335,47 @@ void HttpServer::Impl::handle_chat(const httplib::Request& req, httplib::Respons
   res.set_chunked_content_provider(
       "text/event-stream", [this, job](size_t, httplib::DataSink& sink) { return stream(*job, sink); },
       [job](bool) { job->channel->cancelled = true; });  // however the response ends, stop generating
+}
+
+// POST /tokenize: a text (llama-server's request and answer), or a chat's prompt with its visual-token count. A chat
+// with media is loaded and resized in a generation slot, as the chat endpoint does it; anything else answers at once.
+void HttpServer::Impl::handle_tokenize(const httplib::Request& req, httplib::Response& res) {
+  const TokenizeRequest request = parse_tokenize_request(req.body);
+  const LoadedModel& model = service.model();
+  if (!request.chat) {
+    service.check_text_bytes(request.content.size(), "content");
+    TokenizeOptions tokenize_options;
+    tokenize_options.parse_special = request.parse_special;
+    const std::vector<int32_t> ids = qwen3vl::tokenize(model, request.content, tokenize_options);
+    res.set_content(dump_json({{"tokens", tokens_json(model, ids, request.with_pieces)}}), "application/json");
+    return;
+  }
+  service.check_model(request.chat->model);
+  std::shared_ptr<Admission::Ticket> ticket;
+  if (!request.chat->media.empty()) {
+    ConnectionWatch watch(GuardedServer::current_socket());
+    ticket = admit(res, watch);
+    if (!ticket) return;
+  }
+  const ChatTokens tokens = service.tokenize(*request.chat);
+  ticket.reset();
+  res.set_content(dump_json({{"tokens", tokens_json(model, tokens.ids, request.with_pieces)},
+                             {"visual_tokens", tokens.visual_tokens()},
+                             {"image_tokens", tokens.image_tokens},
+                             {"video_tokens", tokens.video_tokens}}),
+                  "application/json");
+}
+
+// POST /detokenize: llama-server's {"tokens": [...]} -> {"content": TEXT}, special tokens included.
+void HttpServer::Impl::handle_detokenize(const httplib::Request& req, httplib::Response& res) {
+  const std::vector<int64_t> ids = parse_detokenize_request(req.body);
+  std::string content;
+  try {
+    content = detokenize(service.model(), ids);
+  } catch (const Error& error) {
+    throw ApiError(400, error.what(), "tokens", "invalid_token");
+  }
+  res.set_content(dump_json({{"content", content}}), "application/json");
 }
 
 bool HttpServer::Impl::stream(StreamJob& job, httplib::DataSink& sink) {
@@ -371,8 +445,7 @@ httplib::Server::HandlerResponse HttpServer::Impl::check_before_body(const httpl
                        "", "invalid_api_key");
       }
     }
-    if (req.method == "POST" && (is_chat_path(req.path) || req.path == "/lora-adapters"))
-      RequestGuard::check_json_content_type(req);
+    if (req.method == "POST" && takes_json(req.path)) RequestGuard::check_json_content_type(req);
   } catch (const ApiError& error) {
     send_error(res, error);
     return httplib::Server::HandlerResponse::Handled;
@@ -441,6 +514,8 @@ void HttpServer::Impl::setup() {
     res.set_content(dump_json(adapters_json(adapters.list())), "application/json");
   });
   http.Post("/lora-adapters", guarded(&Impl::handle_lora_update));
+  http.Post("/tokenize", guarded(&Impl::handle_tokenize));
+  http.Post("/detokenize", guarded(&Impl::handle_detokenize));
   http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(dump_json({{"status", "ok"},
                                {"slots_running", admission.running()},

@@ -54,15 +54,17 @@ size_t ImageCache::entry_bytes(const std::string& key, const Entry& entry) {
   return floats * sizeof(float) + key.size() * 2 + 256;
 }
 
-std::optional<ImageCache::Entry> ImageCache::find(const std::string& key) {
+std::optional<ImageCache::Entry> ImageCache::find(const std::string& key, bool count) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = index_.find(key);
   if (it == index_.end()) {
-    ++stats_.misses;
+    if (count) ++stats_.misses;
     return std::nullopt;
   }
-  ++stats_.hits;
-  lru_.splice(lru_.begin(), lru_, it->second);
+  if (count) {
+    ++stats_.hits;
+    lru_.splice(lru_.begin(), lru_, it->second);
+  }
   return it->second->second;
 }
 

@@ -41,8 +41,9 @@ class ImageCache {
   std::optional<Size> size_of(const std::string& hash) const;
   void remember_size(const std::string& hash, Size size);
 
-  // `key` = content hash + budget (make_key). find counts a hit or a miss.
-  std::optional<Entry> find(const std::string& key);
+  // `key` = content hash + budget (make_key). find counts a hit or a miss and makes the entry the most recent,
+  // unless `count` is false (a lookup for the grid alone, which uses no features: POST /tokenize).
+  std::optional<Entry> find(const std::string& key, bool count = true);
   void insert(const std::string& key, Entry entry);
   // `tower_adapters`: the key of the request's LoRA adapters when they change the vision tower (its features then
   // differ from the base's), else empty.
