@@ -48,7 +48,8 @@ TEST(ServerTokenize, EveryGoldenStringRoundTripsWithTheGoldenIds) {
   // NFC-normalized with its neighbours (">" + U+0338 becomes U+226F), so the text coming back is the normalized one,
   // which tokenizes to the same ids.
   for (const auto& [index, ids] : testing::split_special_goldens()) {
-    const json split = post_json(client, "/tokenize", {{"content", golden_text(goldens[index])}, {"parse_special", false}});
+    const json split =
+        post_json(client, "/tokenize", {{"content", golden_text(goldens[index])}, {"parse_special", false}});
     ASSERT_EQ(split["tokens"], json(ids)) << "golden " << index;
     const json text = post_json(client, "/detokenize", split);
     EXPECT_EQ(post_json(client, "/tokenize", {{"content", text["content"]}, {"parse_special", false}}), split)
@@ -80,11 +81,13 @@ TEST(ServerTokenize, PiecesAreTextOrTheirBytes) {
   ServerHarness server;
   httplib::Client client = server.client();
   // U+1F99C: three of its bytes in one token, the fourth in the next; neither piece is UTF-8 alone.
-  const json pieces = post_json(client, "/tokenize",
-                                {{"content", "Hi <|im_start|>\xF0\x9F\xA6\x9C"}, {"with_pieces", true}, {"add_special", true}});
+  const json pieces = post_json(
+      client, "/tokenize",
+      {{"content", "Hi <|im_start|>\xF0\x9F\xA6\x9C"}, {"with_pieces", true}, {"add_special", true}});
   EXPECT_EQ(pieces, json::parse(R"({"tokens": [{"id": 13048, "piece": "Hi"}, {"id": 220, "piece": " "},
                                                {"id": 151644, "piece": "<|im_start|>"},
-                                               {"id": 123918, "piece": [240, 159, 166]}, {"id": 250, "piece": [156]}]})"));
+                                               {"id": 123918, "piece": [240, 159, 166]},
+                                               {"id": 250, "piece": [156]}]})"));
   // "Hi", " <|", "im", "_start", "|", ">" (HF's ids with split_special_tokens=True).
   EXPECT_EQ(post_json(client, "/tokenize", {{"content", "Hi <|im_start|>"}, {"parse_special", false}})["tokens"],
             json::array({13048, 82639, 318, 4906, 91, 29}));
@@ -96,8 +99,9 @@ TEST(ServerTokenize, MessagesGiveTheChatEndpointsPrompt) {
   ServerHarness server;
   httplib::Client client = server.client();
   const std::string image_path = testing::image_fixture("shapes_150x97.png");
-  const json messages = json::array({{{"role", "system"}, {"content", "Be brief."}},
-                                     testing::user_message("What is this?", {testing::data_url(testing::read_file(image_path))})});
+  const json messages =
+      json::array({{{"role", "system"}, {"content", "Be brief."}},
+                   testing::user_message("What is this?", {testing::data_url(testing::read_file(image_path))})});
   const json tokens = post_json(client, "/tokenize", {{"messages", messages}});
   ASSERT_TRUE(tokens["tokens"].is_array());
   EXPECT_GT(tokens["image_tokens"].get<int64_t>(), 0);

@@ -260,7 +260,8 @@ struct ChatService::Plan {
 void ChatService::check_text_bytes(uint64_t bytes, const std::string& param) const {
   if (bytes > max_text_bytes())
     throw ApiError(400,
-                   param + ": " + std::to_string(bytes) + " bytes of text, more than can fit in this model's context of " +
+                   param + ": " + std::to_string(bytes) +
+                       " bytes of text, more than can fit in this model's context of " +
                        std::to_string(context_size_) + " tokens",
                    param, "context_length_exceeded");
 }
