@@ -55,6 +55,7 @@ def main() -> int:
             add_generation_prompt=conv["add_generation_prompt"],
             add_vision_id=conv["add_vision_id"],
             chat_template=templates[conv["template"]],
+            **conv.get("template_kwargs", {}),
         )
         case = {"name": name}
         if "expect_error" in conv:

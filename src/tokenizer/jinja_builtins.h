@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <ctime>
 #include <optional>
 #include <string>
 
@@ -23,6 +24,8 @@ class Runtime {
   virtual void charge(uint64_t units) = 0;
   // The longest string a render may build.
   virtual size_t max_string_bytes() const = 0;
+  // The time strftime_now() formats.
+  virtual std::tm now() const = 0;
   // Keeps `object` to be released (its references dropped) when the render ends, so that reference cycles through
   // namespaces, loops and macros cannot leak.
   virtual void track(const std::shared_ptr<Object>& object) = 0;

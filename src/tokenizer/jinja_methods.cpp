@@ -350,14 +350,13 @@ Value namespace_function(Runtime& runtime, CallArgs& args) {
   return Value::object(ns);
 }
 
-Value strftime_now(Runtime&, CallArgs& args) {
+// transformers' strftime_now: datetime.now().strftime(format).
+Value strftime_now(Runtime& runtime, CallArgs& args) {
   Signature sig("strftime_now", args, {"format"}, 1);
   const std::string format = require_string(sig.get(0), "strftime_now");
-  const std::time_t now = std::time(nullptr);
-  std::tm local{};
-  localtime_r(&now, &local);
+  const std::tm now = runtime.now();
   std::string out(256 + format.size() * 16, '\0');
-  const size_t size = format.empty() ? 0 : std::strftime(out.data(), out.size(), format.c_str(), &local);
+  const size_t size = format.empty() ? 0 : std::strftime(out.data(), out.size(), format.c_str(), &now);
   out.resize(size);
   return Value::string(out);
 }

@@ -1,5 +1,6 @@
 #include "tokenizer/jinja_render.h"
 
+#include <ctime>
 #include <exception>
 #include <map>
 #include <memory>
@@ -108,7 +109,7 @@ enum class Flow { Normal, Break, Continue };
 
 class Interpreter final : public Runtime {
  public:
-  Interpreter(const DictData& variables, const RenderLimits& limits) : variables_(variables), limits_(limits) {}
+  Interpreter(const DictData& variables, const RenderOptions& options) : variables_(variables), options_(options) {}
 
   ~Interpreter() {
     for (const auto& object : tracked_) object->release();
@@ -140,9 +141,16 @@ class Interpreter final : public Runtime {
   }
   void charge(uint64_t units) override {
     work_ += units;
-    if (work_ > limits_.max_work) fail("the template takes too long to render (work limit reached)");
+    if (work_ > options_.max_work) fail("the template takes too long to render (work limit reached)");
   }
-  size_t max_string_bytes() const override { return limits_.max_output_bytes; }
+  size_t max_string_bytes() const override { return options_.max_output_bytes; }
+  std::tm now() const override {
+    if (options_.clock) return *options_.clock;
+    const std::time_t seconds = std::time(nullptr);
+    std::tm local{};
+    localtime_r(&seconds, &local);
+    return local;
+  }
   void track(const std::shared_ptr<Object>& object) override { tracked_.push_back(object); }
 
   Value invoke_macro(const Stmt& definition, const ScopePtr& closure, CallArgs& args);
@@ -154,7 +162,7 @@ class Interpreter final : public Runtime {
    public:
     Frame(Interpreter& interpreter, int line)
         : interpreter_(interpreter), saved_line_(interpreter.line_), exceptions_(std::uncaught_exceptions()) {
-      if (++interpreter_.depth_ > interpreter_.limits_.max_depth) fail("the template recurses too deeply");
+      if (++interpreter_.depth_ > interpreter_.options_.max_depth) fail("the template recurses too deeply");
       interpreter_.line_ = line;
       interpreter_.charge(1);
     }
@@ -172,8 +180,8 @@ class Interpreter final : public Runtime {
   };
 
   void append(std::string& out, const std::string& text) const {
-    if (out.size() + text.size() > limits_.max_output_bytes)
-      fail("the rendered text exceeds " + std::to_string(limits_.max_output_bytes) + " bytes");
+    if (out.size() + text.size() > options_.max_output_bytes)
+      fail("the rendered text exceeds " + std::to_string(options_.max_output_bytes) + " bytes");
     out += text;
   }
 
@@ -332,7 +340,7 @@ class Interpreter final : public Runtime {
         std::string text;
         for (const ExprPtr& item : e.items) {
           text += eval(*item, scope).str();
-          if (text.size() > limits_.max_output_bytes) fail("string too long");
+          if (text.size() > options_.max_output_bytes) fail("string too long");
         }
         charge(text.size() / 64);
         return Value::string(std::move(text));
@@ -414,7 +422,7 @@ class Interpreter final : public Runtime {
   }
 
   const DictData& variables_;
-  const RenderLimits& limits_;
+  const RenderOptions& options_;
   std::vector<std::shared_ptr<Object>> tracked_;
   uint64_t work_ = 0;
   int depth_ = 0;
@@ -470,8 +478,8 @@ Value MacroObject::call(Runtime&, CallArgs& args) { return interpreter_.invoke_m
 
 }  // namespace
 
-std::string render(const Body& body, const DictData& variables, const RenderLimits& limits) {
-  return Interpreter(variables, limits).run(body);
+std::string render(const Body& body, const DictData& variables, const RenderOptions& options) {
+  return Interpreter(variables, options).run(body);
 }
 
 }  // namespace qwen3vl::jinja

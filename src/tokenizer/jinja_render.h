@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <ctime>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -11,10 +13,12 @@
 
 namespace qwen3vl::jinja {
 
-struct RenderLimits {
+struct RenderOptions {
   size_t max_output_bytes = size_t{64} << 20;  // also the longest string a template may build
   uint64_t max_work = 200'000'000;              // about one unit per operation and per 64 bytes of string built
   int max_depth = 400;                          // nested evaluations, macro calls included
+  // The time strftime_now() formats: the local time when absent (as transformers' datetime.now()); tests pin it.
+  std::optional<std::tm> clock;
 };
 
 // A render that failed at template line `line`; `raised` when the template called raise_exception(message).
@@ -32,6 +36,6 @@ class RenderFailure : public std::runtime_error {
 
 // Renders `body` with `variables` as the template's context (messages, tools, add_generation_prompt, ...).
 // Throws RenderFailure.
-std::string render(const Body& body, const DictData& variables, const RenderLimits& limits);
+std::string render(const Body& body, const DictData& variables, const RenderOptions& options);
 
 }  // namespace qwen3vl::jinja

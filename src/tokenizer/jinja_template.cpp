@@ -132,22 +132,22 @@ JinjaTemplate JinjaTemplate::parse(const std::string& text, const std::string& s
 }
 
 std::string JinjaTemplate::render(const chat_json::Value& variables) const {
-  return render(variables, jinja::RenderLimits());
+  return render(variables, jinja::RenderOptions());
 }
 
-std::string JinjaTemplate::render(const chat_json::Value& variables, const jinja::RenderLimits& limits) const {
-  return run(context_of(variables, *source_name_), limits);
+std::string JinjaTemplate::render(const chat_json::Value& variables, const jinja::RenderOptions& options) const {
+  return run(context_of(variables, *source_name_), options);
 }
 
-std::string JinjaTemplate::render(const ordered_json& variables) const { return render(variables, jinja::RenderLimits()); }
+std::string JinjaTemplate::render(const ordered_json& variables) const { return render(variables, jinja::RenderOptions()); }
 
-std::string JinjaTemplate::render(const ordered_json& variables, const jinja::RenderLimits& limits) const {
-  return run(context_of(variables, *source_name_), limits);
+std::string JinjaTemplate::render(const ordered_json& variables, const jinja::RenderOptions& options) const {
+  return run(context_of(variables, *source_name_), options);
 }
 
-std::string JinjaTemplate::run(const jinja::DictData& context, const jinja::RenderLimits& limits) const {
+std::string JinjaTemplate::run(const jinja::DictData& context, const jinja::RenderOptions& options) const {
   try {
-    return jinja::render(*body_, context, limits);
+    return jinja::render(*body_, context, options);
   } catch (const jinja::RenderFailure& e) {
     const std::string what = located(*source_name_, e.line(), e.what());
     if (e.raised()) throw ChatTemplateRaised(what, e.what());
@@ -157,6 +157,14 @@ std::string JinjaTemplate::run(const jinja::DictData& context, const jinja::Rend
 
 chat_json::Value chat_template_variables(const ChatTemplateInputs& inputs) {
   using Kind = chat_json::Value::Kind;
+  // The inputs apply_chat_template / render_jinja_template refuse before the template runs.
+  if (inputs.messages.empty()) throw Error("chat template input: the conversation is empty");
+  if (inputs.tools) {
+    if (!inputs.tools->is_array()) throw Error("chat template input: tools must be a JSON array");
+    for (size_t i = 0; i < inputs.tools->items.size(); ++i)
+      if (!inputs.tools->items[i].is_object())
+        throw Error("chat template input: tools[" + std::to_string(i) + "] must be a JSON object (a tool's schema)");
+  }
   chat_json::Value messages;
   messages.kind = Kind::Array;
   for (size_t i = 0; i < inputs.messages.size(); ++i) {

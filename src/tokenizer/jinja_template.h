@@ -8,7 +8,7 @@
 // repr(), True / False / None print capitalised, floats print as Python's repr.
 //
 // Templates come from downloaded checkpoints and messages from HTTP clients, so both are bounded: nesting depth at
-// parse time, and work, output size and recursion at render time (jinja_render.h's RenderLimits).
+// parse time, and work, output size and recursion at render time (jinja_render.h's RenderOptions).
 #pragma once
 
 #include <memory>
@@ -23,7 +23,7 @@ namespace qwen3vl {
 
 namespace jinja {
 struct Stmt;
-struct RenderLimits;
+struct RenderOptions;
 struct DictData;
 }  // namespace jinja
 
@@ -48,16 +48,16 @@ class JinjaTemplate {
   // line N: <what>") when rendering fails, ChatTemplateRaised for raise_exception. chat_json keeps integers beyond
   // 64 bits exactly, as Python does; nlohmann::json turns them into doubles.
   std::string render(const chat_json::Value& variables) const;
-  std::string render(const chat_json::Value& variables, const jinja::RenderLimits& limits) const;
+  std::string render(const chat_json::Value& variables, const jinja::RenderOptions& options) const;
   std::string render(const nlohmann::ordered_json& variables) const;
-  std::string render(const nlohmann::ordered_json& variables, const jinja::RenderLimits& limits) const;
+  std::string render(const nlohmann::ordered_json& variables, const jinja::RenderOptions& options) const;
 
   const std::string& text() const { return *text_; }
   const std::string& source_name() const { return *source_name_; }
 
  private:
   JinjaTemplate() = default;
-  std::string run(const jinja::DictData& context, const jinja::RenderLimits& limits) const;
+  std::string run(const jinja::DictData& context, const jinja::RenderOptions& options) const;
   std::shared_ptr<const std::vector<std::unique_ptr<jinja::Stmt>>> body_;
   std::shared_ptr<const std::string> text_;
   std::shared_ptr<const std::string> source_name_;
@@ -76,7 +76,8 @@ struct ChatTemplateInputs {
   std::vector<std::pair<std::string, chat_json::Value>> extra;
 };
 
-// The template context for `inputs`. Throws Error when a message is not a JSON object.
+// The template context for `inputs`. Throws Error for what transformers refuses before rendering: an empty
+// conversation, a message that is not a JSON object, a tool that is not one.
 chat_json::Value chat_template_variables(const ChatTemplateInputs& inputs);
 
 }  // namespace qwen3vl

@@ -45,7 +45,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } catch (const qwen3vl::Error&) {
     }
   }
-  qwen3vl::jinja::RenderLimits limits;
+  qwen3vl::jinja::RenderOptions limits;
   limits.max_output_bytes = 1 << 20;
   limits.max_work = 200000;
   try {

@@ -29,7 +29,7 @@ std::string parse_error(const std::string& text) {
 }
 
 std::string render_error(const std::string& text, const ordered_json& variables = ordered_json::object(),
-                         const jinja::RenderLimits& limits = jinja::RenderLimits()) {
+                         const jinja::RenderOptions& limits = jinja::RenderOptions()) {
   try {
     JinjaTemplate::parse(text, "tpl.jinja").render(variables, limits);
   } catch (const Error& e) {
@@ -74,7 +74,7 @@ TEST(JinjaErrors, RecursionIsBounded) {
 }
 
 TEST(JinjaErrors, OutputAndWorkAreBounded) {
-  jinja::RenderLimits limits;
+  jinja::RenderOptions limits;
   limits.max_output_bytes = 1 << 16;
   // Doubling a string: each step is cheap, the result is not.
   const std::string doubling =
@@ -84,7 +84,7 @@ TEST(JinjaErrors, OutputAndWorkAreBounded) {
   EXPECT_NE(render_error("{% for i in range(70000) %}{{ i }}{% endfor %}", ordered_json::object(), limits)
                 .find("exceeds 65536 bytes"),
             std::string::npos);
-  limits = jinja::RenderLimits();
+  limits = jinja::RenderOptions();
   limits.max_work = 100000;
   const std::string nested_loops = "{% for a in range(1000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}";
   EXPECT_NE(render_error(nested_loops, ordered_json::object(), limits).find("work limit"), std::string::npos);
