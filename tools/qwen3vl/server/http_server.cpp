@@ -358,7 +358,10 @@ void HttpServer::Impl::handle_tokenize(const httplib::Request& req, httplib::Res
     if (!ticket) return;
   }
   const ChatTokens tokens = service.tokenize(*request.chat);
-  ticket.reset();
+  if (ticket) {
+    ticket.reset();
+    release_memory_when_idle();  // what decoding and resizing the media took, as after a completion
+  }
   res.set_content(dump_json({{"tokens", tokens_json(model, tokens.ids, request.with_pieces)},
                              {"visual_tokens", tokens.visual_tokens()},
                              {"image_tokens", tokens.image_tokens},
