@@ -2,9 +2,13 @@
 // line and a missing image: both reported per item, the run goes on; --resume continues from a torn predictions file.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "io/safetensors.h"
 #include "test_util.h"
+#include "unit/kernel_test_util.h"
 
 namespace qwen3vl {
 namespace {
@@ -102,6 +106,42 @@ TEST(CliEval, VideoItemsGoThroughTheVideoPath) {
   const std::string expected = reply.substr(0, reply.find_last_not_of('\n') + 1);
   EXPECT_NE(first.find(R"("prediction":")" + json_string(expected) + R"(")"), std::string::npos)
       << first << "\n" << reply;
+}
+
+// LoRA r=4 on every decoder layer's q_proj (128 -> 128) of the demo model, large enough to change its answers.
+std::string write_demo_adapter(const TempDir& dir) {
+  const std::string folder = dir.file("adapter");
+  std::filesystem::create_directories(folder);
+  testing::write_file(folder + "/adapter_config.json",
+                      nlohmann::json{{"peft_type", "LORA"}, {"r", 4}, {"lora_alpha", 8}}.dump());
+  std::vector<std::vector<float>> values;
+  std::vector<TensorToWrite> tensors;
+  uint32_t seed = 1;
+  for (int layer = 0; layer < 4; ++layer) {
+    const std::string path =
+        "base_model.model.model.language_model.layers." + std::to_string(layer) + ".self_attn.q_proj";
+    values.push_back(testing::random_floats(4 * 128, seed++, 0.5f));
+    tensors.push_back({path + ".lora_A.weight", "F32", {4, 128}, values.back().data(), values.back().size() * 4});
+    values.push_back(testing::random_floats(128 * 4, seed++, 0.5f));
+    tensors.push_back({path + ".lora_B.weight", "F32", {128, 4}, values.back().data(), values.back().size() * 4});
+  }
+  write_safetensors(folder + "/adapter_model.safetensors", tensors, {{"format", "pt"}});
+  return folder;
+}
+
+// --lora as `run` takes it: the adapter changes the predictions, and at scale 0 they are the base model's.
+TEST(CliEval, LoraAdapterIsApplied) {
+  TempDir dir;
+  const std::string adapter = write_demo_adapter(dir);
+  const auto predictions = [&](const std::string& name, const std::string& extra) {
+    const std::string pred = dir.file(name);
+    const auto r = run_cli("eval -m " + model_dir() + " --data " + mini() + " --predictions " + pred + extra);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return testing::read_file(pred);
+  };
+  const std::string base = predictions("base.jsonl", "");
+  EXPECT_EQ(predictions("zero.jsonl", " --lora " + adapter + ":0"), base);
+  EXPECT_NE(predictions("lora.jsonl", " --lora " + adapter), base);
 }
 
 TEST(CliEval, MissingDataFileIsAnError) {
