@@ -7,6 +7,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "engine/chat_template_files.h"
 #include "engine/loaded_model.h"
 #include "io/model_config.h"
 #include "model/text_decoder.h"
@@ -58,10 +59,9 @@ int64_t safetensors_file_bytes(const std::string& dir, int64_t* files) {
 }
 
 std::string template_flavour(const std::string& dir) {
-  const std::string text = find_chat_template(dir);
-  if (text.empty()) return "none";
   try {
-    return detect_chat_template_kind(text) == ChatTemplateKind::Thinking ? "Thinking" : "Instruct";
+    if (!find_chat_template(dir)) return "none";
+    return load_chat_template(dir).kind() == ChatTemplateKind::Thinking ? "Thinking" : "Instruct";
   } catch (const Error&) {
     return "unknown";
   }

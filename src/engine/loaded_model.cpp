@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "engine/chat_template_files.h"
 #include "ops/quant.h"
 #include "vision/video_processor.h"
 
@@ -49,19 +50,6 @@ void check_patch_sizes(const std::string& source, int64_t patch_size, int64_t te
 
 }  // namespace
 
-std::string find_chat_template(const std::string& dir) {
-  std::string text;
-  if (read_text_file(dir + "/chat_template.jinja", &text)) return text;
-  for (const char* file : {"/chat_template.json", "/tokenizer_config.json"}) {
-    if (!read_text_file(dir + file, &text)) continue;
-    const nlohmann::json json = nlohmann::json::parse(text, nullptr, false);
-    if (json.is_discarded()) throw_error(dir, file, ": not valid JSON");
-    if (json.is_object() && json.contains("chat_template") && json["chat_template"].is_string())
-      return json["chat_template"].get<std::string>();
-  }
-  return "";
-}
-
 std::unique_ptr<LoadedModel> load_model(const std::string& dir, const LoadOptions& options) {
   auto model = std::make_unique<LoadedModel>();
   model->dir = dir;
@@ -84,8 +72,7 @@ std::unique_ptr<LoadedModel> load_model(const std::string& dir, const LoadOption
   if (!has_tokenizer && options.require_tokenizer)
     throw_error(tokenizer_path, ": missing (the tokenizer files are part of a checkpoint)");
   if (has_tokenizer) model->tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_file(tokenizer_path));
-  const std::string template_text = find_chat_template(dir);
-  if (!template_text.empty()) model->template_kind = detect_chat_template_kind(template_text);
+  model->chat_template = load_chat_template(dir, options.chat_template_file);
 
   model->tensors = TensorStore::open_dir(dir);
   model->text_weights = bind_text_weights(model->tensors, model->config);

@@ -1,5 +1,5 @@
 // A checkpoint directory loaded for inference: config, generation defaults, mapped weights, decoder, tokenizer
-// and chat-template flavour. Immutable after load and shared by every request.
+// and chat template. Immutable after load and shared by every request.
 #pragma once
 
 #include <memory>
@@ -14,7 +14,7 @@
 #include "model/vision_encoder.h"
 #include "model/vision_weights.h"
 #include "model/weight_convert.h"
-#include "tokenizer/chat_template.h"
+#include "tokenizer/chat_template_renderer.h"
 #include "tokenizer/tokenizer.h"
 #include "vision/image_processor.h"
 
@@ -33,12 +33,8 @@ struct LoadedModel {
   std::unique_ptr<VisionEncoder> vision;
   ImageProcessorConfig image_processor;     // preprocessor_config.json (defaults when absent)
   std::unique_ptr<Tokenizer> tokenizer;     // null only when loaded with require_tokenizer = false
-  ChatTemplateKind template_kind = ChatTemplateKind::Instruct;
+  ChatTemplateRenderer chat_template;       // the checkpoint's (engine/chat_template_files.h), or the override
 };
-
-// The chat template text from DIR/chat_template.jinja, chat_template.json or tokenizer_config.json (first found);
-// empty when there is none.
-std::string find_chat_template(const std::string& dir);
 
 struct LoadOptions {
   bool require_tokenizer = true;  // false: a checkpoint without tokenizer files loads for id-level work (tests)
@@ -47,10 +43,13 @@ struct LoadOptions {
   // them). Text: Q8, Q4, BF16 or F16; vision tower: Q8 or BF16. Converted on the pool at load.
   std::optional<DType> weight_format;
   std::optional<DType> vision_format;
+  // A Jinja file rendered instead of the checkpoint's chat template (--chat-template-file); empty: the checkpoint's.
+  std::string chat_template_file;
 };
 
 // Loads DIR (config.json, generation_config.json, preprocessor_config.json, safetensors, tokenizer.json, chat
-// template). Throws Error naming the file and field or tensor at fault.
+// template). Throws Error naming the file and field or tensor at fault (and the line of a chat template it cannot
+// parse).
 std::unique_ptr<LoadedModel> load_model(const std::string& dir, const LoadOptions& options = {});
 
 }  // namespace qwen3vl

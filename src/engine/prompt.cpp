@@ -42,9 +42,8 @@ std::string expand_image_placeholders(const std::string& text, const std::vector
 
 std::string render_chat(const LoadedModel& model, const std::vector<ChatMessage>& messages) {
   ChatTemplateOptions options;
-  options.kind = model.template_kind;
   options.add_generation_prompt = true;
-  return apply_chat_template(messages, options);
+  return model.chat_template.render(messages, options);
 }
 
 std::vector<int32_t> encode_text(const LoadedModel& model, const std::string& text) {

@@ -1,4 +1,4 @@
-// Prompt assembly: chat messages -> template text (the checkpoint's Instruct or Thinking flavour) -> token ids.
+// Prompt assembly: chat messages -> template text (the checkpoint's own chat template) -> token ids.
 #pragma once
 
 #include <string>
@@ -8,8 +8,8 @@
 
 namespace qwen3vl {
 
-// A one-turn conversation: optional system message (no default one, as Qwen3-VL's template) and a user turn of
-// `image_count` images followed by the text.
+// A one-turn conversation: optional system message (none added here: a default one is the template's business)
+// and a user turn of `image_count` images followed by the text.
 std::vector<ChatMessage> single_turn(const std::string& system, const std::string& user, size_t image_count = 0);
 
 // Replaces each <|image_pad|> of the rendered template, in order, by as many copies as its image has merged
@@ -17,7 +17,7 @@ std::vector<ChatMessage> single_turn(const std::string& system, const std::strin
 std::string expand_image_placeholders(const std::string& text, const std::vector<ProcessedImage>& images,
                                       int64_t merge_size);
 
-// The chat template text for `messages` with the generation prompt appended.
+// The model's chat template rendered for `messages` with the generation prompt appended.
 std::string render_chat(const LoadedModel& model, const std::vector<ChatMessage>& messages);
 
 std::vector<int32_t> encode_text(const LoadedModel& model, const std::string& text);

@@ -337,6 +337,10 @@ ToolCall parse_tool_call(const Value& call, const std::string& where) {
   const Value& fields = nested ? *function : call;
   const std::string prefix = nested ? where + ".function" : where;
   ToolCall out;
+  if (const Value* id = call.find("id"); id && !id->is_null()) {
+    if (!id->is_string()) throw_error(where, ".id: expected a string, got ", kind_name(id->kind));
+    out.id = id->text;
+  }
   const Value* name = fields.find("name");
   if (!name || !name->is_string()) throw_error(prefix, ".name: missing or not a string");
   out.name = name->text;
@@ -359,31 +363,6 @@ std::string apply_chat_template(const std::vector<ChatMessage>& messages, const 
                                                     : render_instruct(messages, options);
 }
 
-ChatTemplateKind detect_chat_template_kind(const std::string& template_text) {
-  if (template_text.empty()) throw_error("chat template: the text is empty");
-  if (template_text.find("<|im_start|>") == std::string::npos) {
-    throw_error("chat template: no \"<|im_start|>\" marker, not a Qwen3-VL (ChatML) template");
-  }
-  // Thinking: {%- if add_generation_prompt %}{{- '<|im_start|>assistant\n<think>\n' }}, i.e. the generation
-  // prompt's "<|im_start|>assistant" is followed by a newline (raw "\n", or "\\n" inside a JSON file) and "<think>".
-  // Instruct never mentions <think>; text-only Qwen3 templates only add "<think>\n\n</think>" when
-  // enable_thinking is false, which is not a pre-filled prompt.
-  const size_t prompt = template_text.rfind("add_generation_prompt");
-  const size_t from = prompt == std::string::npos ? 0 : prompt;
-  const std::string assistant = "<|im_start|>assistant";
-  size_t pos = template_text.find(assistant, from);
-  if (pos == std::string::npos) {
-    return template_text.find("<think>", from) != std::string::npos ? ChatTemplateKind::Thinking
-                                                                     : ChatTemplateKind::Instruct;
-  }
-  pos += assistant.size();
-  while (pos < template_text.size() &&
-         (template_text[pos] == '\\' || template_text[pos] == 'n' || template_text[pos] == '\n')) {
-    ++pos;
-  }
-  return template_text.compare(pos, 7, "<think>") == 0 ? ChatTemplateKind::Thinking : ChatTemplateKind::Instruct;
-}
-
 std::vector<ChatMessage> parse_chat_messages(const std::string& messages_json) {
   const Value root = chat_json::parse(messages_json, "messages");
   if (!root.is_array()) throw_error("messages: expected a JSON array of messages, got ", kind_name(root.kind));
@@ -402,6 +381,7 @@ std::vector<ChatMessage> parse_chat_messages(const std::string& messages_json) {
     const Value* content = m.find("content");
     if (!content || content->is_null()) {
       message.content_is_string = true;
+      message.content_absent = true;
       message.content.push_back(ContentPart{});
     } else if (content->is_string()) {
       message.content_is_string = true;
@@ -422,6 +402,11 @@ std::vector<ChatMessage> parse_chat_messages(const std::string& messages_json) {
         message.tool_calls.push_back(
             parse_tool_call(calls->items[j], where + ".tool_calls[" + std::to_string(j) + "]"));
       }
+    }
+
+    if (const Value* id = m.find("tool_call_id"); id && !id->is_null()) {
+      if (!id->is_string()) throw_error(where, ".tool_call_id: expected a string, got ", kind_name(id->kind));
+      message.tool_call_id = id->text;
     }
 
     // transformers fills reasoning_content from the first non-null of these names.

@@ -31,12 +31,17 @@ struct ToolCall {
   // If the text is a JSON string literal, its value is printed verbatim (the template's
   // `arguments is string` branch).
   std::string arguments_json;
+  std::string id;  // OpenAI's call id, when given (some templates print it; Qwen3-VL's does not)
 };
 
 struct ChatMessage {
   std::string role;                  // system | user | assistant | tool
   std::vector<ContentPart> content;  // a plain string message is one Text part
   bool content_is_string = true;     // the template distinguishes `content is string` from a list — keep that
+  // No content (absent or null): one empty Text part, which the Qwen3-VL templates print like "". transformers
+  // drops the key, and other templates can tell the difference.
+  bool content_absent = false;
+  std::string tool_call_id;  // a tool message's OpenAI tool_call_id, when given
   std::vector<ToolCall> tool_calls;
   // Thinking template only. An empty string means "not given": the template then splits an inline
   // "<think>...</think>" off the content.
@@ -54,20 +59,14 @@ struct ChatTemplateOptions {
 
 std::string apply_chat_template(const std::vector<ChatMessage>& messages, const ChatTemplateOptions& options);
 
-// Detects Instruct vs Thinking from a checkpoint's chat template text (e.g. chat_template.json /
-// tokenizer_config.json content, or the bare Jinja text): Thinking when the generation prompt pre-fills
-// "<think>" ('<|im_start|>assistant\n<think>\n'), Instruct otherwise (also for text-only Qwen3 templates, whose
-// "<think>" appears only under enable_thinking=false). Throws qwen3vl::Error for an empty text or one without
-// the ChatML "<|im_start|>" marker.
-ChatTemplateKind detect_chat_template_kind(const std::string& template_text);
-
 // Parses an OpenAI-style messages JSON array (content string or list of {type:text|image|image_url|video|
 // video_url,...}) into ChatMessage. Parts are classified the way the template does it ("image"/"image_url"
 // key or type "image" -> Image, "video" key or type "video" -> Video, "text" key -> Text), and a
 // "video_url" part becomes a Video too. Tool calls may be OpenAI-style ({"function": {...}}) or flat.
-// Arguments may be an object or a JSON string holding one (which is parsed, as vLLM does). A missing or null
-// content is an empty string. "reasoning_content" (or the aliases "thinking" / "reasoning", as transformers
-// accepts them) fills reasoning_content. Throws qwen3vl::Error naming the offending field, e.g.
+// Arguments may be an object or a JSON string holding one (which is parsed, as vLLM does); a tool call's "id" and a
+// tool message's "tool_call_id" are kept. A missing or null content is an empty string (content_absent set).
+// "reasoning_content" (or the aliases "thinking" / "reasoning", as transformers accepts them) fills
+// reasoning_content. Throws qwen3vl::Error naming the offending field, e.g.
 // "messages[2].content[0]: unsupported content part type 'audio'".
 std::vector<ChatMessage> parse_chat_messages(const std::string& messages_json);
 

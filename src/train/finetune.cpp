@@ -225,6 +225,7 @@ void finetune(const FinetuneOptions& o, const std::function<void(const std::stri
   LoadOptions load;
   load.threads = o.threads;
   load.weight_format = o.weight_format;
+  load.chat_template_file = o.chat_template_file;
   progress("loading " + o.model_dir);
   const auto model = load_model(o.model_dir, load);
   Stopwatch clock;

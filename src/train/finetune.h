@@ -39,6 +39,7 @@ struct FinetuneOptions {
   TuneFlags tune;
   LoraSpec lora;
   std::optional<DType> weight_format;  // the frozen base's format (LoRA on a bf16 / q8 / q4 base)
+  std::string chat_template_file;      // rendered instead of the base's chat template (--chat-template-file)
   SampleOptions samples;
 
   TrainerOptions trainer;              // optimizer, clipping, accumulation; the schedule's length is set here

@@ -37,12 +37,12 @@ std::vector<GridTHW> grids_of(const std::vector<ProcessedVideo>& videos) {
 
 }  // namespace
 
-SampleBuilder::SampleBuilder(const Tokenizer& tokenizer, const ModelConfig& config, ChatTemplateKind template_kind,
+SampleBuilder::SampleBuilder(const Tokenizer& tokenizer, const ModelConfig& config, ChatTemplateRenderer chat_template,
                              const ImageProcessorConfig& image, const VideoProcessorConfig& video,
                              const SampleOptions& options)
     : tokenizer_(tokenizer),
       config_(config),
-      template_kind_(template_kind),
+      chat_template_(std::move(chat_template)),
       image_(with_budget(image, options.budget)),
       video_(with_budget(video, options.budget)),
       options_(options),
@@ -50,18 +50,17 @@ SampleBuilder::SampleBuilder(const Tokenizer& tokenizer, const ModelConfig& conf
 
 SampleBuilder SampleBuilder::for_model(const LoadedModel& model, const SampleOptions& options) {
   if (!model.tokenizer) throw_error(model.dir, ": the checkpoint has no tokenizer.json, which training data needs");
-  return SampleBuilder(*model.tokenizer, model.config, model.template_kind, model.image_processor,
+  return SampleBuilder(*model.tokenizer, model.config, model.chat_template, model.image_processor,
                        load_video_processor_config(model.dir), options);
 }
 
 std::string SampleBuilder::prompt_text(const SftItem& item, const std::vector<ProcessedImage>& images,
                                        const std::vector<ProcessedVideo>& videos) const {
   ChatTemplateOptions template_options;
-  template_options.kind = template_kind_;
   template_options.add_generation_prompt = false;  // processor.apply_chat_template's default
   const int64_t merge = config_.vision_config.spatial_merge_size;
   return expand_video_placeholders(
-      expand_image_placeholders(apply_chat_template(item.messages, template_options), images, merge), videos, merge,
+      expand_image_placeholders(chat_template_.render(item.messages, template_options), images, merge), videos, merge,
       config_.vision_config.temporal_patch_size, options_.video_style);
 }
 

@@ -2,7 +2,8 @@
 // LazySupervisedDataset._get_item compute (Qwen3-VL repository, qwen-vl-finetune/qwenvl/data/data_processor.py),
 // with the engine's own preprocessing:
 //   images and videos through the Qwen3-VL processors (vision/image_processor.h, vision/video_processor.h) with the
-//   run's pixel and frame budgets -> the chat template without a generation prompt (tokenizer/chat_template.h) ->
+//   run's pixel and frame budgets -> the checkpoint's chat template without a generation prompt
+//   (tokenizer/chat_template_renderer.h) ->
 //   image pads and per-frame-pair video stamps expanded as Qwen3VLProcessor does (engine/prompt.h,
 //   engine/video_prompt.h) -> token ids -> labels (train/labels.h) -> 3-D positions (model/rope_index.h).
 // That is processor.apply_chat_template(messages, tokenize=True, return_dict=True) followed by the label scan and
@@ -64,10 +65,10 @@ struct TrainSample {
 class SampleBuilder {
  public:
   // `tokenizer` must outlive the builder. Throws Error when the tokenizer lacks a token the labels need.
-  SampleBuilder(const Tokenizer& tokenizer, const ModelConfig& config, ChatTemplateKind template_kind,
+  SampleBuilder(const Tokenizer& tokenizer, const ModelConfig& config, ChatTemplateRenderer chat_template,
                 const ImageProcessorConfig& image, const VideoProcessorConfig& video, const SampleOptions& options);
 
-  // A loaded checkpoint's tokenizer, config, template flavour and processor configs (the video one read from
+  // A loaded checkpoint's tokenizer, config, chat template and processor configs (the video one read from
   // model.dir). `model` must outlive the builder.
   static SampleBuilder for_model(const LoadedModel& model, const SampleOptions& options);
 
@@ -87,7 +88,7 @@ class SampleBuilder {
  private:
   const Tokenizer& tokenizer_;
   ModelConfig config_;
-  ChatTemplateKind template_kind_;
+  ChatTemplateRenderer chat_template_;
   ImageProcessorConfig image_;
   VideoProcessorConfig video_;
   SampleOptions options_;

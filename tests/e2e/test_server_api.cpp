@@ -370,7 +370,7 @@ TEST(ServerApi, ThinkingCheckpointReturnsReasoningApart) {
       read_file(testing::fixtures_dir() + "/../../scripts/reference/templates/qwen3vl_thinking.jinja");
   testing::write_file(copy + "/chat_template.json", json{{"chat_template", jinja}}.dump());
   const auto model = load_model(copy);
-  ASSERT_EQ(model->template_kind, ChatTemplateKind::Thinking);
+  ASSERT_EQ(model->chat_template.kind(), ChatTemplateKind::Thinking);
   server::ServerOptions options;
   options.model_dir = copy;
   ServerHarness server(options, model.get());

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "engine/chat_template_files.h"
 #include "engine/loaded_model.h"
 #include "fuzz_common.h"
 #include "train/packing.h"
@@ -26,7 +27,7 @@ struct Checkpoint {
   std::string dir = QWEN3VL_FIXTURES_DIR "/models/tiny-realtok-bf16";
   Tokenizer tokenizer = Tokenizer::from_file(dir + "/tokenizer.json");
   ModelConfig config = load_model_config(dir + "/config.json");
-  ChatTemplateKind template_kind = detect_chat_template_kind(find_chat_template(dir));
+  ChatTemplateRenderer chat_template = load_chat_template(dir);
   ImageProcessorConfig image = load_image_processor_config(dir + "/preprocessor_config.json");
   VideoProcessorConfig video = load_video_processor_config(dir);
 };
@@ -154,7 +155,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!dataset) return 0;
 
   const SampleOptions options = sample_options(flags);
-  const SampleBuilder builder(checkpoint.tokenizer, checkpoint.config, checkpoint.template_kind, checkpoint.image,
+  const SampleBuilder builder(checkpoint.tokenizer, checkpoint.config, checkpoint.chat_template, checkpoint.image,
                               checkpoint.video, options);
   std::vector<TrainSample> samples;
   for (const SftRecord& record : dataset->records)

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "engine/chat_template_files.h"
 #include "engine/loaded_model.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
@@ -38,12 +39,12 @@ inline const Tokenizer& realtok_tokenizer() {
   return tokenizer;
 }
 
-// The builder without loading any weights: config, template flavour and processor configs of the checkpoint.
+// The builder without loading any weights: config, chat template and processor configs of the checkpoint.
 inline SampleBuilder realtok_sample_builder(SampleOptions options = {}) {
   const std::string dir = model_fixture("tiny-realtok-bf16");
   options.budget = sft_golden_budget();
   return SampleBuilder(realtok_tokenizer(), load_model_config(dir + "/config.json"),
-                       detect_chat_template_kind(find_chat_template(dir)),
+                       load_chat_template(dir),
                        load_image_processor_config(dir + "/preprocessor_config.json"),
                        load_video_processor_config(dir), options);
 }

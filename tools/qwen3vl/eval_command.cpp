@@ -17,6 +17,7 @@
 #include "engine/loaded_model.h"
 #include "engine/prompt.h"
 #include "engine/video_prompt.h"
+#include "chat_template_option.h"
 #include "lora_options.h"
 #include "vision/image_decode.h"
 #include "vision/video_processor.h"
@@ -75,6 +76,7 @@ CLI::App* add_eval_command(CLI::App& app, EvalOptions& o) {
       "eval", "Score a checkpoint on a benchmark JSONL (greedy; multiple choice, exact match, ANLS, box IoU)");
   cmd->add_option("-m,--model", o.model_dir, "Checkpoint directory (Hugging Face layout)")->required();
   add_weight_format_options(cmd, o.formats);
+  add_chat_template_option(cmd, o.chat_template_file);
   add_lora_options(cmd, o.lora);
   cmd->add_option("--data", o.data,
                   "Benchmark JSONL: one {\"image\"|\"video\", \"question\", \"choices\"?, \"answer\", \"category\"?, "
@@ -180,6 +182,7 @@ int eval_command(const EvalOptions& o) {
 
   LoadOptions load_options;
   apply_weight_formats(o.formats, load_options);
+  load_options.chat_template_file = o.chat_template_file;
   const auto model = load_model(o.model_dir, load_options);
   const auto adapters = load_lora_specs(o.lora, *model);
   PixelBudget budget;

@@ -18,6 +18,7 @@ namespace cli {
 struct EvalOptions {
   std::string model_dir;
   WeightFormatOptions formats;
+  std::string chat_template_file;  // --chat-template-file, as `run`
   std::vector<std::string> lora;  // --lora DIR[:SCALE], as `run`
   std::string data;
   std::string predictions;  // default: <data without .jsonl>.predictions.jsonl

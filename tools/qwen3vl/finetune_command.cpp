@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "chat_template_option.h"
 #include "core/timer.h"
 
 namespace qwen3vl {
@@ -11,6 +12,7 @@ namespace {
 void add_data_options(CLI::App* cmd, FinetuneCommandOptions& o) {
   FinetuneOptions& r = o.run;
   cmd->add_option("-m,--model", r.model_dir, "Base checkpoint directory (Hugging Face layout)")->required();
+  add_chat_template_option(cmd, r.chat_template_file);
   cmd->add_option("--data", r.datasets, "Dataset file: JSON list or JSONL of qwen-vl-finetune `conversations` or "
                                         "OpenAI `messages` records (repeatable)")
       ->required();

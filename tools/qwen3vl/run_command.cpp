@@ -7,6 +7,7 @@
 #include "engine/generate.h"
 #include "engine/loaded_model.h"
 #include "engine/prompt.h"
+#include "chat_template_option.h"
 #include "reply_printer.h"
 
 namespace qwen3vl {
@@ -37,6 +38,7 @@ CLI::App* add_run_command(CLI::App& app, RunOptions& o) {
                   "'none' prints the reply as generated")
       ->check(CLI::IsMember({"separate", "none"}));
   add_weight_format_options(run, o.formats);
+  add_chat_template_option(run, o.chat_template_file);
   add_lora_options(run, o.lora);
   add_image_options(run, o.images);
   add_video_options(run, o.videos);
@@ -68,6 +70,7 @@ int run_command(const RunOptions& o) {
   LoadOptions load_options;
   load_options.threads = o.threads;
   apply_weight_formats(o.formats, load_options);
+  load_options.chat_template_file = o.chat_template_file;
   const auto model = load_model(o.model_dir, load_options);
   GenerationRequest request;
   request.adapters = load_lora_specs(o.lora, *model);
@@ -96,7 +99,7 @@ int run_command(const RunOptions& o) {
   request.stop_strings = o.stop;
 
   // Thinking template: the prompt ends inside "<think>", so the reply starts with the reasoning.
-  ReplyPrinter printer(model->template_kind == ChatTemplateKind::Thinking && !o.raw && o.reasoning_format != "none");
+  ReplyPrinter printer(model->chat_template.kind() == ChatTemplateKind::Thinking && !o.raw && o.reasoning_format != "none");
   const GenerationResult result = generate(*model, request, [&printer](const std::string& text) {
     printer.print(text);
     return true;

@@ -35,6 +35,7 @@ struct RunOptions {
   VideoCliOptions videos;
   int threads = 0;  // 0: one per processor core
   WeightFormatOptions formats;
+  std::string chat_template_file;  // --chat-template-file: rendered instead of the checkpoint's template
   std::vector<std::string> lora;  // --lora DIR[:SCALE]
   std::string reasoning_format = "separate";  // Thinking checkpoints: "separate" (reasoning to stderr) or "none"
 };

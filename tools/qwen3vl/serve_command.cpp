@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/timer.h"
 #include "engine/loaded_model.h"
+#include "chat_template_option.h"
 #include "server/http_server.h"
 #include "weight_format_options.h"
 
@@ -53,6 +54,7 @@ CLI::App* add_serve_command(CLI::App& app, server::ServerOptions& o) {
   CLI::App* serve = app.add_subcommand("serve", "Serve the OpenAI chat API and a web page over HTTP");
   serve->add_option("-m,--model", o.model_dir, "Checkpoint directory (Hugging Face layout)")->required();
   add_weight_format_options(serve, o.weight_format, o.vision_format);
+  add_chat_template_option(serve, o.chat_template_file);
   serve->add_option("-a,--alias", o.model_alias, "Model id in /v1/models and responses (default: the folder name)");
   serve->add_option("--host", o.host, "Address to listen on (default 127.0.0.1: this machine only)");
   serve->add_option("--port", o.port, "Port to listen on; 0 picks a free one (default 8080)")
@@ -151,6 +153,7 @@ int serve_command(const server::ServerOptions& given) {
   Stopwatch load_clock;
   LoadOptions load_options;
   apply_weight_formats(WeightFormatOptions{options.weight_format, options.vision_format}, load_options);
+  load_options.chat_template_file = options.chat_template_file;
   const auto model = load_model(options.model_dir, load_options);
   server::HttpServer http(*model, options);
   const int port = http.bind();

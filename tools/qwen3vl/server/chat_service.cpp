@@ -272,7 +272,7 @@ ChatService::Plan ChatService::plan(const ChatRequest& request, bool for_generat
   Plan plan(options_);
   PreparedChat& prepared = plan.prepared;
   prepared.generation.adapters = adapters.weights;
-  prepared.thinking = model_.template_kind == ChatTemplateKind::Thinking;
+  prepared.thinking = model_.chat_template.kind() == ChatTemplateKind::Thinking;
   std::vector<ImageJob>& jobs = plan.jobs;
   VideoJobs& videos = plan.videos;
   MediaBudget& budget = plan.budget;

@@ -194,7 +194,7 @@ ojson HttpServer::Impl::models_json() const {
   entry["owned_by"] = "qwen3vl";
   entry["meta"] = {{"context_size", service.context_size()},
                    {"vocab_size", model.config.text_config.vocab_size},
-                   {"thinking", model.template_kind == ChatTemplateKind::Thinking},
+                   {"thinking", model.chat_template.kind() == ChatTemplateKind::Thinking},
                    {"vision", model.vision != nullptr},
                    {"max_visual_tokens", options.max_visual_tokens}};
   ojson data = ojson::array({entry});

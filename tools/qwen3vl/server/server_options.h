@@ -13,6 +13,7 @@ namespace server {
 struct ServerOptions {
   std::string model_dir;
   std::string weight_format, vision_format;  // --weight-format / --vision-format: "" runs the weights as shipped
+  std::string chat_template_file;   // --chat-template-file: rendered instead of the checkpoint's template
   std::string model_alias;          // the id in /v1/models and responses; default: the model folder's name
   std::string host = "127.0.0.1";   // loopback unless the operator says otherwise
   int port = 8080;                  // 0: any free port (tests)
