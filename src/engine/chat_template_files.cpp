@@ -1,6 +1,5 @@
 #include "engine/chat_template_files.h"
 
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>

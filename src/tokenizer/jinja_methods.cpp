@@ -16,8 +16,6 @@ namespace {
 // jinja2.sandbox.MAX_RANGE.
 constexpr int64_t kMaxRange = 100000;
 
-using Method = Value (*)(Runtime&, const Value& self, CallArgs& args);
-
 [[noreturn]] void type_error(const std::string& message) { throw TemplateError(message); }
 
 std::string require_string(const Value& value, const std::string& function) {
