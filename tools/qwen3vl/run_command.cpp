@@ -17,7 +17,7 @@ CLI::App* add_run_command(CLI::App& app, RunOptions& o) {
   CLI::App* run = app.add_subcommand("run", "Generate a reply to one prompt (chat template applied)");
   run->add_option("-m,--model", o.model_dir, "Checkpoint directory (Hugging Face layout)")->required();
   run->add_option("-p,--prompt", o.prompt, "User prompt")->required();
-  run->add_option("--system", o.system, "System message (none by default, as Qwen3-VL's template)");
+  run->add_option("--system", o.system, "System message (none by default; the chat template may add its own)");
   run->add_flag("--raw", o.raw, "Feed the prompt as is, without the chat template");
   run->add_flag("--verbose-prompt", o.verbose_prompt, "Print the prompt text and its token ids to stderr");
   run->add_option("-n,--n-predict", o.n_predict,
