@@ -7,6 +7,7 @@ packages=(cmake g++ make pkg-config nlohmann-json3-dev libcli11-dev libpcre2-dev
           libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
           libcpp-httplib-dev chromium  # chromium: the web page test (tests/e2e/test_server_browser.cpp)
           libopenmpi-dev openmpi-bin   # data-parallel fine-tuning (optional to the build; mpirun runs its test)
+          python3-dev python3-venv     # the Python package (pip install ., scripts/test_python.sh)
           clang-14 libclang-rt-14-dev llvm-14)  # sanitizer and libFuzzer builds (docs/testing.md); llvm-symbolizer
 missing=()
 for package in "${packages[@]}"; do

@@ -53,6 +53,14 @@ struct ChatService::ImageJob {
   bool cached = false;
 };
 
+ServerOptions resolved_options(ServerOptions options) {
+  if (options.max_visual_tokens <= 0) options.max_visual_tokens = options.ctx_size;
+  options.max_body_memory = std::max(options.max_body_memory, options.max_body_bytes);  // one full body always fits
+  if (options.max_connections <= 0)
+    options.max_connections = std::max(128, options.parallel + options.max_queue + 8);
+  return options;
+}
+
 std::string served_model_id(const ServerOptions& options) {
   return options.model_alias.empty() ? folder_name(options.model_dir) : options.model_alias;
 }

@@ -60,6 +60,10 @@ struct ChatOutcome {
   GenerationStats stats;
 };
 
+// The options with the limits left 0 ("automatic") made concrete: max_visual_tokens (ctx_size), max_connections,
+// and max_body_memory at least one body.
+ServerOptions resolved_options(ServerOptions options);
+
 // The model id the server answers to: --alias, else the checkpoint folder's name.
 std::string served_model_id(const ServerOptions& options);
 

@@ -85,14 +85,6 @@ std::string printable(const std::string& text) {
 }
 
 // The defaults that depend on other settings.
-ServerOptions resolved(ServerOptions options) {
-  if (options.max_visual_tokens <= 0) options.max_visual_tokens = options.ctx_size;
-  options.max_body_memory = std::max(options.max_body_memory, options.max_body_bytes);  // one full body always fits
-  if (options.max_connections <= 0)
-    options.max_connections = std::max(128, options.parallel + options.max_queue + 8);
-  return options;
-}
-
 ConnectionLimits connection_limits(const ServerOptions& options) {
   ConnectionLimits limits;
   limits.max_connections = static_cast<size_t>(options.max_connections);
@@ -144,7 +136,7 @@ std::string string_member(const nlohmann::json& body, const char* key) {
 
 struct HttpServer::Impl {
   Impl(const LoadedModel& loaded, const ServerOptions& opts)
-      : options(resolved(opts)), guard(options), cache(opts.image_cache_bytes),
+      : options(resolved_options(opts)), guard(options), cache(opts.image_cache_bytes),
         admission(opts.parallel, opts.max_queue),
         adapters(loaded, served_model_id(options), options.lora_adapters, options.allowed_lora_dir),
         service(loaded, options, cache, adapters), workers(opts.parallel),
