@@ -133,6 +133,29 @@ TEST(ServerTokenize, MessagesGiveTheChatEndpointsPrompt) {
   EXPECT_EQ(json::parse(cli.output), tokens["tokens"]);
 }
 
+TEST(ServerTokenize, VideosAreExpandedWithTheirTimestamps) {
+  ServerHarness server;
+  httplib::Client client = server.client();
+  const std::string videos = testing::fixtures_dir() + "/videos/";
+  const std::string mp4 = testing::data_url(testing::read_file(videos + "cfr24_3s.mp4"), "video/mp4");
+  const json part = {{"type", "video_url"}, {"video_url", {{"url", mp4}}}};
+  const json text_part = {{"type", "text"}, {"text", "What happens?"}};
+  const json messages = json::array({{{"role", "user"}, {"content", json::array({part, text_part})}}});
+  const json tokens = post_json(client, "/tokenize", {{"messages", messages}});
+  EXPECT_GT(tokens["video_tokens"].get<int64_t>(), 0);
+  EXPECT_EQ(tokens["image_tokens"], 0);
+  EXPECT_EQ(tokens["visual_tokens"], tokens["video_tokens"]);
+  const json completion = post_json(client, "/v1/chat/completions",
+                                    {{"messages", messages}, {"max_tokens", 1}, {"temperature", 0}});
+  EXPECT_EQ(completion["usage"]["prompt_tokens"], tokens["tokens"].size());
+  EXPECT_EQ(completion["usage"]["prompt_tokens_details"]["video_tokens"], tokens["video_tokens"]);
+  const std::string text = post_json(client, "/detokenize", {{"tokens", tokens["tokens"]}})["content"];
+  // transformers 5's expansion: each frame pair "<t.t seconds><|vision_start|>pads<|vision_end|>" inside the
+  // template's own <|vision_start|> ... <|vision_end|>.
+  EXPECT_EQ(text.rfind("<|im_start|>user\n<|vision_start|><", 0), 0u) << text.substr(0, 200);
+  EXPECT_NE(text.find(" seconds><|vision_start|><|video_pad|>"), std::string::npos) << text.substr(0, 200);
+}
+
 json expect_refused(httplib::Client& client, const std::string& path, const std::string& body, int status,
                     const std::string& param, const std::string& words = "") {
   auto result = client.Post(path.c_str(), body, kJson.c_str());
