@@ -21,41 +21,51 @@ void log_softmax(const float* logits, int64_t count, std::vector<double>& out) {
 
 }  // namespace
 
-LogitDivergence compare_logits(const LoadedModel& base, const LoadedModel& other, const std::vector<int32_t>& ids,
-                               int64_t chunk) {
-  const int64_t vocab = base.config.text_config.vocab_size, hidden = base.config.text_config.hidden_size;
-  if (other.config.text_config.vocab_size != vocab || other.config.text_config.hidden_size != hidden)
-    throw_error(other.dir, ": not the same model shape as ", base.dir);
+std::vector<float> text_logits(const LoadedModel& model, const std::vector<int32_t>& ids, int64_t chunk) {
+  const int64_t vocab = model.config.text_config.vocab_size, hidden = model.config.text_config.hidden_size;
   const int64_t n = static_cast<int64_t>(ids.size());
-  KVCache base_cache = base.decoder->make_cache(n), other_cache = other.decoder->make_cache(n);
-  DecoderWorkspace base_work, other_work;
-  std::vector<float> embeds, base_logits, other_logits;
-  std::vector<double> lp, lq;
-  LogitDivergence out;
+  for (int64_t i = 0; i < n; ++i)
+    if (ids[i] < 0 || ids[i] >= vocab)
+      throw_error("token ", ids[i], " at position ", i, " is outside the vocabulary of ", model.dir, " (", vocab,
+                  " tokens)");
+  KVCache cache = model.decoder->make_cache(n);
+  DecoderWorkspace work;
+  std::vector<float> embeds, logits, rows;
+  rows.reserve(static_cast<size_t>(n * vocab));
   for (int64_t start = 0; start < n; start += chunk) {
     const int64_t count = std::min(chunk, n - start);
-    const MropePositions positions = text_positions(start, count);
     embeds.resize(static_cast<size_t>(count * hidden));
-    base.decoder->embed(ids.data() + start, count, embeds.data());
-    base.decoder->forward(embeds.data(), count, positions, base_cache, base_work, LogitsRows::All, base_logits);
-    other.decoder->embed(ids.data() + start, count, embeds.data());
-    other.decoder->forward(embeds.data(), count, positions, other_cache, other_work, LogitsRows::All, other_logits);
-    for (int64_t i = 0; i < count; ++i) {
-      const float* p = base_logits.data() + i * vocab;
-      const float* q = other_logits.data() + i * vocab;
-      log_softmax(p, vocab, lp);
-      log_softmax(q, vocab, lq);
-      double kl = 0;
-      for (int64_t v = 0; v < vocab; ++v) kl += std::exp(lp[v]) * (lp[v] - lq[v]);
-      out.kl.push_back(std::max(kl, 0.0));
-      const int32_t top = static_cast<int32_t>(std::max_element(p, p + vocab) - p);
-      double second = -INFINITY;
-      for (int64_t v = 0; v < vocab; ++v)
-        if (v != top) second = std::max(second, lp[v]);
-      out.top1_base.push_back(top);
-      out.top1_other.push_back(static_cast<int32_t>(std::max_element(q, q + vocab) - q));
-      out.margin.push_back(lp[top] - second);
-    }
+    model.decoder->embed(ids.data() + start, count, embeds.data());
+    model.decoder->forward(embeds.data(), count, text_positions(start, count), cache, work, LogitsRows::All, logits);
+    rows.insert(rows.end(), logits.begin(), logits.begin() + count * vocab);
+  }
+  return rows;
+}
+
+LogitDivergence compare_logit_rows(const float* base, const float* other, int64_t n, int64_t vocab) {
+  std::vector<double> lp, lq;
+  LogitDivergence out;
+  for (int64_t i = 0; i < n; ++i) {
+    const float* p = base + i * vocab;
+    const float* q = other + i * vocab;
+    log_softmax(p, vocab, lp);
+    log_softmax(q, vocab, lq);
+    double kl = 0;
+    for (int64_t v = 0; v < vocab; ++v)
+      if (lp[v] > -INFINITY) kl += std::exp(lp[v]) * (lp[v] - lq[v]);  // p(v) = 0 adds nothing
+    out.kl.push_back(std::max(kl, 0.0));
+    const int32_t top = static_cast<int32_t>(std::max_element(p, p + vocab) - p);
+    double second = -INFINITY;
+    float second_logit = -INFINITY;
+    for (int64_t v = 0; v < vocab; ++v)
+      if (v != top) {
+        second = std::max(second, lp[v]);
+        second_logit = std::max(second_logit, p[v]);
+      }
+    out.top1_base.push_back(top);
+    out.top1_other.push_back(static_cast<int32_t>(std::max_element(q, q + vocab) - q));
+    out.margin.push_back(lp[top] - second);
+    out.logit_margin.push_back(static_cast<double>(p[top]) - static_cast<double>(second_logit));
   }
   int64_t same = 0, clear_same = 0;
   for (size_t i = 0; i < out.kl.size(); ++i) {
@@ -74,6 +84,15 @@ LogitDivergence compare_logits(const LoadedModel& base, const LoadedModel& other
     out.top1_agreement = static_cast<double>(same) / static_cast<double>(out.kl.size());
   }
   return out;
+}
+
+LogitDivergence compare_logits(const LoadedModel& base, const LoadedModel& other, const std::vector<int32_t>& ids,
+                               int64_t chunk) {
+  const int64_t vocab = base.config.text_config.vocab_size, hidden = base.config.text_config.hidden_size;
+  if (other.config.text_config.vocab_size != vocab || other.config.text_config.hidden_size != hidden)
+    throw_error(other.dir, ": not the same model shape as ", base.dir);
+  const std::vector<float> p = text_logits(base, ids, chunk), q = text_logits(other, ids, chunk);
+  return compare_logit_rows(p.data(), q.data(), static_cast<int64_t>(ids.size()), vocab);
 }
 
 }  // namespace qwen3vl

@@ -83,6 +83,7 @@ case "$target" in
     { printf '\x00\x40'; sft_records; } > "$out/sft_mixed_jsonl"
     { printf '\x31\x40['; sft_records | paste -sd, -; printf ']\n'; } > "$out/sft_mixed_json" ;;
   train_state) ;;  # tests/fuzz/seeds/train_state: states saved by a LoRA Trainer on tiny-fp32-tied
+  logits_file) ;;  # tests/fuzz/seeds/logits_file: two small files written as the format's numpy recipe writes them
   media_source | pretokenizer) ;;
   *) echo "seed_corpus.sh: unknown target $target" >&2; exit 2 ;;
 esac

@@ -1,6 +1,8 @@
 // `qwen3vl kld -m DIR --weight-format q8 [-f TEXTFILE | -p PROMPT] [--tokens N] [--json]`: loads DIR twice, as
 // shipped and with the weights converted, runs the same tokens (the text, no chat template) through both and prints
 // KL(base || converted) and top-1 agreement per position, then mean and max (engine/logit_divergence.h).
+// `--base-logits FILE` compares the model (converted or as shipped) with logits saved elsewhere, on the file's own
+// tokens; `--save-logits FILE` writes this run's logits (io/logits_file.h), so another engine can be compared.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -14,6 +16,7 @@ namespace cli {
 
 struct KldOptions {
   std::string model_dir, text_file, prompt;
+  std::string save_logits, base_logits;
   WeightFormatOptions formats;
   int64_t tokens = 256;
   int threads = 0;
