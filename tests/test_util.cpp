@@ -10,6 +10,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <nlohmann/json.hpp>
+
 #include <jpeglib.h>  // after <cstdio>: it needs size_t and FILE
 
 namespace qwen3vl {
@@ -147,6 +149,21 @@ std::string jpeg_bytes(int width, int height, int components, int quality, bool 
 
 std::string fixtures_dir() { return QWEN3VL_FIXTURES_DIR; }
 std::string model_fixture(const std::string& name) { return fixtures_dir() + "/models/" + name; }
+
+std::string reference_template(const std::string& file) {
+  return read_file(fixtures_dir() + "/../../scripts/reference/templates/" + file);
+}
+
+std::string checkpoint_with_chat_template(const TempDir& dir, const std::string& name,
+                                          const std::string& chat_template) {
+  const std::string copy = dir.file(name);
+  fs::create_directories(copy);
+  for (const auto& entry : fs::directory_iterator(model_fixture("tiny-realtok-bf16")))
+    if (entry.path().filename() != "chat_template.json")
+      fs::create_symlink(fs::canonical(entry.path()), fs::path(copy) / entry.path().filename());
+  write_file(copy + "/chat_template.json", nlohmann::json{{"chat_template", chat_template}}.dump(2));
+  return copy;
+}
 
 }  // namespace testing
 }  // namespace qwen3vl

@@ -55,5 +55,11 @@ std::string scientific(double value);  // "1.234e-07", for test properties
 std::string fixtures_dir();  // tests/fixtures
 std::string model_fixture(const std::string& name);  // tests/fixtures/models/NAME
 
+// scripts/reference/templates/FILE: the real chat templates the template goldens use.
+std::string reference_template(const std::string& file);
+// DIR/NAME: every file of tiny-realtok-bf16 linked, chat_template.json holding `chat_template`.
+std::string checkpoint_with_chat_template(const TempDir& dir, const std::string& name,
+                                          const std::string& chat_template);
+
 }  // namespace testing
 }  // namespace qwen3vl

@@ -4,40 +4,22 @@
 // the stock checkpoint, and a broken template file refused with its name and line.
 #include <gtest/gtest.h>
 
-#include <filesystem>
-#include <nlohmann/json.hpp>
-
 #include "test_util.h"
 
 namespace qwen3vl {
 namespace {
 
-namespace fs = std::filesystem;
 using testing::run_cli;
 
 const char* const kDefaultSystemPrompt =
     "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
     "<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n";
 
-std::string internvl3_template() {
-  return testing::read_file(testing::fixtures_dir() + "/../../scripts/reference/templates/internvl3_qwen2_5.jinja");
-}
-
-// DIR/model: every file of tiny-realtok-bf16 linked, chat_template.json holding `chat_template`.
-std::string checkpoint_with_template(const testing::TempDir& dir, const std::string& chat_template) {
-  const std::string source = testing::model_fixture("tiny-realtok-bf16");
-  const std::string copy = dir.file("model");
-  fs::create_directories(copy);
-  for (const auto& entry : fs::directory_iterator(source))
-    if (entry.path().filename() != "chat_template.json")
-      fs::create_symlink(fs::canonical(entry.path()), fs::path(copy) / entry.path().filename());
-  testing::write_file(copy + "/chat_template.json", nlohmann::json{{"chat_template", chat_template}}.dump(2));
-  return copy;
-}
+std::string internvl3_template() { return testing::reference_template("internvl3_qwen2_5.jinja"); }
 
 TEST(ChatTemplateCli, CheckpointIsPromptedWithItsOwnTemplate) {
   testing::TempDir dir;
-  const std::string model = checkpoint_with_template(dir, internvl3_template());
+  const std::string model = testing::checkpoint_with_chat_template(dir, "model", internvl3_template());
   const auto result = run_cli("run -m " + model + " -p hello --temp 0 -n 1 --verbose-prompt");
   ASSERT_EQ(result.exit_code, 0) << result.output;
   EXPECT_NE(result.output.find(std::string(kDefaultSystemPrompt) + "\nprompt ids:"), std::string::npos)
@@ -70,7 +52,7 @@ TEST(ChatTemplateCli, BrokenTemplateIsRefusedWithFileAndLine) {
             std::string::npos)
       << result.output;
   // The checkpoint's own template is checked the same way, at load.
-  const std::string model = checkpoint_with_template(dir, "ok\n{{ x|no_such_filter }}");
+  const std::string model = testing::checkpoint_with_chat_template(dir, "model", "ok\n{{ x|no_such_filter }}");
   const auto own = run_cli("run -m " + model + " -p hello -n 1");
   EXPECT_EQ(own.exit_code, 1);
   EXPECT_NE(own.output.find(model + "/chat_template.json: chat template line 2: No filter named 'no_such_filter'."),

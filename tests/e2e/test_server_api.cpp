@@ -360,15 +360,8 @@ TEST(ServerApi, ThinkingCheckpointReturnsReasoningApart) {
   // tiny-realtok-bf16 with the released Thinking template; its random weights never close </think>, so the whole
   // reply is reasoning and the answer is empty (the engine's unit tests cover the split itself).
   testing::TempDir dir;
-  const std::string copy = dir.file("thinking");
-  std::filesystem::create_directories(copy);
-  for (const auto& entry : std::filesystem::directory_iterator(testing::tiny_model_dir()))
-    if (entry.path().filename() != "chat_template.json")
-      std::filesystem::create_symlink(std::filesystem::canonical(entry.path()), copy + "/" +
-                                                                                 entry.path().filename().string());
-  const std::string jinja =
-      read_file(testing::fixtures_dir() + "/../../scripts/reference/templates/qwen3vl_thinking.jinja");
-  testing::write_file(copy + "/chat_template.json", json{{"chat_template", jinja}}.dump());
+  const std::string copy = testing::checkpoint_with_chat_template(
+      dir, "thinking", testing::reference_template("qwen3vl_thinking.jinja"));
   const auto model = load_model(copy);
   ASSERT_EQ(model->chat_template.kind(), ChatTemplateKind::Thinking);
   server::ServerOptions options;

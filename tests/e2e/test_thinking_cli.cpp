@@ -4,7 +4,6 @@
 // "never closes" case (the answer is empty, the reasoning is the whole reply); the unit tests cover the rest.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "engine/reasoning.h"
@@ -13,21 +12,11 @@
 namespace qwen3vl {
 namespace {
 
-namespace fs = std::filesystem;
 using testing::run_cli;
 
-// DIR/model: every file of tiny-realtok-bf16 linked, chat_template.json replaced by the Thinking template.
+// DIR/model: tiny-realtok-bf16 with the released Thinking template.
 std::string make_thinking_checkpoint(const testing::TempDir& dir) {
-  const std::string source = testing::model_fixture("tiny-realtok-bf16");
-  const std::string copy = dir.file("model");
-  fs::create_directories(copy);
-  for (const auto& entry : fs::directory_iterator(source))
-    if (entry.path().filename() != "chat_template.json")
-      fs::create_symlink(fs::canonical(entry.path()), fs::path(copy) / entry.path().filename());
-  const std::string jinja = testing::read_file(testing::fixtures_dir() +
-                                               "/../../scripts/reference/templates/qwen3vl_thinking.jinja");
-  testing::write_file(copy + "/chat_template.json", nlohmann::json{{"chat_template", jinja}}.dump(2));
-  return copy;
+  return testing::checkpoint_with_chat_template(dir, "model", testing::reference_template("qwen3vl_thinking.jinja"));
 }
 
 TEST(ThinkingCli, PromptEndsInsideTheThinkBlock) {

@@ -17,23 +17,20 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::TempDir;
+using testing::reference_template;
 using testing::write_file;
 
-std::string reference_template(const std::string& name) {
-  return testing::read_file(testing::fixtures_dir() + "/../../scripts/reference/templates/" + name + ".jinja");
-}
-
 TEST(ChatTemplateRenderer, StockTextsAreTheReleasedTemplates) {
-  EXPECT_EQ(stock_chat_template(ChatTemplateKind::Instruct), reference_template("qwen3vl_instruct"));
-  EXPECT_EQ(stock_chat_template(ChatTemplateKind::Thinking), reference_template("qwen3vl_thinking"));
-  std::string without_newline = reference_template("qwen3vl_thinking");
+  EXPECT_EQ(stock_chat_template(ChatTemplateKind::Instruct), reference_template("qwen3vl_instruct.jinja"));
+  EXPECT_EQ(stock_chat_template(ChatTemplateKind::Thinking), reference_template("qwen3vl_thinking.jinja"));
+  std::string without_newline = reference_template("qwen3vl_thinking.jinja");
   without_newline.pop_back();
   EXPECT_EQ(stock_chat_template_kind(without_newline), ChatTemplateKind::Thinking);
-  EXPECT_EQ(stock_chat_template_kind(reference_template("qwen3vl_instruct") + " "), std::nullopt);
+  EXPECT_EQ(stock_chat_template_kind(reference_template("qwen3vl_instruct.jinja") + " "), std::nullopt);
 
-  const ChatTemplateRenderer stock(reference_template("qwen3vl_instruct"), "t", {});
+  const ChatTemplateRenderer stock(reference_template("qwen3vl_instruct.jinja"), "t", {});
   EXPECT_FALSE(stock.interpreted());
-  const ChatTemplateRenderer other(reference_template("qwen2_5_vl"), "t", {});
+  const ChatTemplateRenderer other(reference_template("qwen2_5_vl.jinja"), "t", {});
   EXPECT_TRUE(other.interpreted());
 }
 
@@ -52,7 +49,7 @@ TEST(ChatTemplateRenderer, FastPathAndInterpreterAgreeOnEveryConversation) {
       continue;  // refused before any template (tests/unit/test_chat_template.cpp)
     }
     const std::string kind = conversation["template"];
-    const std::string text = reference_template("qwen3vl_" + kind);
+    const std::string text = reference_template("qwen3vl_" + kind + ".jinja");
     const ChatTemplateRenderer fast(text, "stock", {});
     const ChatTemplateRenderer interpreted(text + "{# interpreted #}", "copy", {});
     ASSERT_FALSE(fast.interpreted());
@@ -76,12 +73,12 @@ TEST(ChatTemplateRenderer, FastPathAndInterpreterAgreeOnEveryConversation) {
 }
 
 TEST(ChatTemplateRenderer, ThinkingIsWhereTheGenerationPromptOpensThink) {
-  EXPECT_EQ(ChatTemplateRenderer(reference_template("qwen3vl_thinking") + "{# copy #}", "t", {}).kind(),
+  EXPECT_EQ(ChatTemplateRenderer(reference_template("qwen3vl_thinking.jinja") + "{# copy #}", "t", {}).kind(),
             ChatTemplateKind::Thinking);
-  EXPECT_EQ(ChatTemplateRenderer(reference_template("qwen3vl_instruct") + "{# copy #}", "t", {}).kind(),
+  EXPECT_EQ(ChatTemplateRenderer(reference_template("qwen3vl_instruct.jinja") + "{# copy #}", "t", {}).kind(),
             ChatTemplateKind::Instruct);
   // Qwen3's text template thinks too, but its prompt does not pre-fill <think>.
-  EXPECT_EQ(ChatTemplateRenderer(reference_template("qwen3_text"), "t", {}).kind(), ChatTemplateKind::Instruct);
+  EXPECT_EQ(ChatTemplateRenderer(reference_template("qwen3_text.jinja"), "t", {}).kind(), ChatTemplateKind::Instruct);
   // A template that refuses the one-turn probe is not taken for a Thinking one.
   EXPECT_EQ(ChatTemplateRenderer("{{ raise_exception('needs a system message') }}", "t", {}).kind(),
             ChatTemplateKind::Instruct);
