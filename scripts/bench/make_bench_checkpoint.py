@@ -82,50 +82,49 @@ def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=CACHE / "bench-models" / "qwen3vl-2b-bf16")
-    args = ap.parse_args()
-    out = args.out.resolve()
+def write_checkpoint(out: Path, config, model_class, tensor=random_tensor, expert_layout=None) -> None:
+    """Writes `config` with seeded random bf16 weights to `out` (replaced), with the released preprocessor configs,
+    the vendored tokenizer and the Instruct chat template. tensor(name, shape) gives each weight; expert_layout, if
+    given, maps a (name, tensor) to its on-disk form."""
     if REPO in out.parents or out == REPO:
         sys.exit(f"{out}: write benchmark checkpoints outside the repository")
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-
-    config = Qwen3VLConfig(text_config=dict(TEXT), vision_config=dict(VISION), tie_word_embeddings=True, **IDS)
-    config.dtype = torch.bfloat16
-    config.architectures = ["Qwen3VLForConditionalGeneration"]  # as the released config.json; converters key on it
     with torch.device("meta"):
-        model = Qwen3VLForConditionalGeneration(config)
+        model = model_class(config)
     params = {name: tuple(p.shape) for name, p in model.state_dict().items()}
-    params.pop("lm_head.weight", None)  # tied to model.language_model.embed_tokens.weight
+    if config.tie_word_embeddings:
+        params.pop("lm_head.weight", None)  # tied to model.language_model.embed_tokens.weight
     total = sum(math.prod(s) for s in params.values())
-    print(f"{len(params)} tensors, {total / 1e9:.3f} B parameters, {2 * total / 1e9:.2f} GB bf16")
+    print(f"{len(params)} tensors, {total / 1e9:.3f} B parameters, {2 * total / 1e9:.2f} GB bf16", flush=True)
 
-    weight_map, shard, shard_bytes, shards = {}, {}, 0, []
+    weight_map, shard, shard_bytes, shard_count = {}, {}, 0, 0
 
-    def flush() -> None:
-        nonlocal shard, shard_bytes
-        if not shard:
-            return
-        shards.append(dict(shard))
+    def flush() -> None:  # shard files are renamed to NNNNN-of-TOTAL at the end
+        nonlocal shard, shard_bytes, shard_count
+        if shard:
+            shard_count += 1
+            save_file(shard, out / f"shard-{shard_count}.safetensors", metadata={"format": "pt"})
+            weight_map.update({name: shard_count for name in shard})
         shard, shard_bytes = {}, 0
 
     for name in sorted(params):
-        t = random_tensor(name, params[name])
+        t = tensor(name, params[name])
+        if expert_layout is not None:
+            t = expert_layout(name, t)
         if shard_bytes + 2 * t.numel() > SHARD_BYTES:
             flush()
         shard[name] = t
         shard_bytes += 2 * t.numel()
     flush()
-    for i, tensors in enumerate(shards):
-        file = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-        save_file(tensors, out / file, metadata={"format": "pt"})
-        weight_map.update({name: file for name in tensors})
-        print(f"wrote {file} ({len(tensors)} tensors)")
+    files = {i: f"model-{i:05d}-of-{shard_count:05d}.safetensors" for i in range(1, shard_count + 1)}
+    for i, file in files.items():
+        (out / f"shard-{i}.safetensors").rename(out / file)
+        print(f"wrote {file}", flush=True)
     write_json(out / "model.safetensors.index.json",
-               {"metadata": {"total_size": 2 * total}, "weight_map": dict(sorted(weight_map.items()))})
+               {"metadata": {"total_size": 2 * total},
+                "weight_map": {name: files[i] for name, i in sorted(weight_map.items())}})
 
     write_json(out / "config.json", config.to_dict())
     write_json(out / "generation_config.json",
@@ -142,7 +141,17 @@ def main() -> int:
     write_json(out / "tokenizer_config.json", tok_config)
     if CHAT_TEMPLATE.exists():
         write_json(out / "chat_template.json", {"chat_template": CHAT_TEMPLATE.read_text(encoding="utf-8")})
-    print(f"checkpoint written to {out}")
+    print(f"checkpoint written to {out}", flush=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=CACHE / "bench-models" / "qwen3vl-2b-bf16")
+    args = ap.parse_args()
+    config = Qwen3VLConfig(text_config=dict(TEXT), vision_config=dict(VISION), tie_word_embeddings=True, **IDS)
+    config.dtype = torch.bfloat16
+    config.architectures = ["Qwen3VLForConditionalGeneration"]  # as the released config.json; converters key on it
+    write_checkpoint(args.out.resolve(), config, Qwen3VLForConditionalGeneration)
     return 0
 
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "engine/vision_prefill.h"
 #include "model/mrope.h"
 
 namespace qwen3vl {
@@ -19,15 +20,20 @@ void log_softmax(const float* logits, int64_t count, std::vector<double>& out) {
   for (int64_t i = 0; i < count; ++i) out[i] = static_cast<double>(logits[i]) - log_sum;
 }
 
+void check_vocabulary(const LoadedModel& model, const std::vector<int32_t>& ids) {
+  const int64_t vocab = model.config.text_config.vocab_size;
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] < 0 || ids[i] >= vocab)
+      throw_error("token ", ids[i], " at position ", i, " is outside the vocabulary of ", model.dir, " (", vocab,
+                  " tokens)");
+}
+
 }  // namespace
 
 std::vector<float> text_logits(const LoadedModel& model, const std::vector<int32_t>& ids, int64_t chunk) {
   const int64_t vocab = model.config.text_config.vocab_size, hidden = model.config.text_config.hidden_size;
   const int64_t n = static_cast<int64_t>(ids.size());
-  for (int64_t i = 0; i < n; ++i)
-    if (ids[i] < 0 || ids[i] >= vocab)
-      throw_error("token ", ids[i], " at position ", i, " is outside the vocabulary of ", model.dir, " (", vocab,
-                  " tokens)");
+  check_vocabulary(model, ids);
   KVCache cache = model.decoder->make_cache(n);
   DecoderWorkspace work;
   std::vector<float> embeds, logits, rows;
@@ -40,6 +46,27 @@ std::vector<float> text_logits(const LoadedModel& model, const std::vector<int32
     rows.insert(rows.end(), logits.begin(), logits.begin() + count * vocab);
   }
   return rows;
+}
+
+std::vector<float> prompt_logits(const LoadedModel& model, const std::vector<int32_t>& ids,
+                                 const std::vector<ProcessedImage>& images) {
+  const auto image_tokens = std::count(ids.begin(), ids.end(), static_cast<int32_t>(model.config.image_token_id));
+  if (std::count(ids.begin(), ids.end(), static_cast<int32_t>(model.config.video_token_id)) > 0)
+    throw_error("the tokens hold <|video_pad|> tokens: scoring video prompts is not supported");
+  if (images.empty() && image_tokens > 0)
+    throw_error("the tokens hold ", image_tokens, " <|image_pad|> tokens, but no image was given");
+  if (images.empty()) return text_logits(model, ids);
+  check_vocabulary(model, ids);
+  const int64_t n = static_cast<int64_t>(ids.size());
+  const PrefillInputs prefill = build_prefill(model, ids, images);
+  const DeepstackInjection deepstack = prefill.deepstack();
+  KVCache cache = model.decoder->make_cache(n);
+  DecoderWorkspace work;
+  std::vector<float> logits;
+  model.decoder->forward(prefill.embeds.data(), n, prefill.rope.positions, cache, work, LogitsRows::All, logits,
+                         nullptr, &deepstack);
+  logits.resize(static_cast<size_t>(n * model.config.text_config.vocab_size));
+  return logits;
 }
 
 LogitDivergence compare_logit_rows(const float* base, const float* other, int64_t n, int64_t vocab) {

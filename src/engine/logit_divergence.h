@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/loaded_model.h"
+#include "vision/image_processor.h"
 
 namespace qwen3vl {
 
@@ -29,6 +30,13 @@ struct LogitDivergence {
 // The logits of every position of ids [n, vocab]: text only, one prefill in chunks of `chunk` tokens. Throws Error
 // naming the first id outside the model's vocabulary.
 std::vector<float> text_logits(const LoadedModel& model, const std::vector<int32_t>& ids, int64_t chunk = 64);
+
+// The logits of every position of a prompt whose <|image_pad|> runs hold `images` (in order, as build_prefill
+// fills them): the vision tower, DeepStack and 3-D positions as in generation, then one prefill of all n tokens, as
+// transformers scores a teacher-forced sequence. No images: text_logits. Throws Error when the image tokens and
+// the images' grids disagree, and on video tokens.
+std::vector<float> prompt_logits(const LoadedModel& model, const std::vector<int32_t>& ids,
+                                 const std::vector<ProcessedImage>& images);
 
 // Compares n rows of `vocab` logits (rows may hold -inf: a token that distribution rules out).
 LogitDivergence compare_logit_rows(const float* base, const float* other, int64_t n, int64_t vocab);

@@ -21,6 +21,10 @@ CLI::App* add_kld_command(CLI::App& app, KldOptions& o) {
   add_weight_format_options(cmd, o.formats);
   auto* file = cmd->add_option("-f,--file", o.text_file, "Text file to score (tokenized as is)");
   auto* prompt = cmd->add_option("-p,--prompt", o.prompt, "Text to score")->excludes(file);
+  cmd->add_option("--image", o.images.paths,
+                  "Image for the text's <|image_pad|> runs, in order (repeatable): one <|image_pad|> per image in a "
+                  "-f / -p text, the expanded runs in a --base-logits file")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--tokens", o.tokens, "Positions to compare: the first N tokens of the text (default 256)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--base-logits", o.base_logits,
@@ -97,6 +101,7 @@ int kld_command(const KldOptions& o) {
                 "FILE or --save-logits FILE");
   LoadOptions load_options;
   load_options.threads = o.threads;
+  load_options.require_tokenizer = o.base_logits.empty();  // the file brings its ids
   apply_weight_formats(o.formats, load_options);
   const std::string label = o.formats.weight_format.empty() ? "as shipped" : o.formats.weight_format;
 
@@ -111,15 +116,22 @@ int kld_command(const KldOptions& o) {
   if (!o.base_logits.empty() && base.vocab != vocab)
     throw_error(o.base_logits, ": rows of ", base.vocab, " logits, but ", o.model_dir, " has a vocabulary of ", vocab,
                 " (config.json vocab_size)");
+  const std::vector<ProcessedImage> images = load_images(o.images, *model);
   if (o.base_logits.empty()) {
-    ids = encode_text(*model, read_text(o));
-    if (static_cast<int64_t>(ids.size()) > o.tokens) ids.resize(static_cast<size_t>(o.tokens));
+    const int64_t merge = model->config.vision_config.spatial_merge_size;
+    ids = encode_text(*model, expand_image_placeholders(read_text(o), images, merge));
+    if (static_cast<int64_t>(ids.size()) > o.tokens) {
+      if (!images.empty())
+        throw_error("kld: the text with its images is ", ids.size(), " tokens, over --tokens ", o.tokens,
+                    " (an image's tokens are not cut: raise --tokens)");
+      ids.resize(static_cast<size_t>(o.tokens));
+    }
     if (ids.empty()) throw_error("kld: the text has no tokens");
   }
   LogitsFile ours;
   ours.vocab = vocab;
   ours.ids = ids;
-  ours.rows = text_logits(*model, ids);
+  ours.rows = prompt_logits(*model, ids, images);
   if (!o.save_logits.empty()) {
     write_logits_file(o.save_logits, ours);
     std::fprintf(stderr, "kld: wrote the logits of %zu positions to %s\n", ids.size(), o.save_logits.c_str());
@@ -128,10 +140,11 @@ int kld_command(const KldOptions& o) {
   if (!o.base_logits.empty()) {
     print_report(o, ids, compare_logit_rows(base.rows.data(), ours.rows.data(), n, vocab), o.base_logits, label);
   } else if (converted) {
-    LoadOptions shipped_options;
-    shipped_options.threads = o.threads;
+    LoadOptions shipped_options = load_options;
+    shipped_options.weight_format.reset();
+    shipped_options.vision_format.reset();
     const auto shipped = load_model(o.model_dir, shipped_options);
-    const std::vector<float> shipped_rows = text_logits(*shipped, ids);
+    const std::vector<float> shipped_rows = prompt_logits(*shipped, ids, images);
     print_report(o, ids, compare_logit_rows(shipped_rows.data(), ours.rows.data(), n, vocab), "as shipped", label);
   }
   return 0;

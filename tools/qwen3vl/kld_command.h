@@ -3,12 +3,15 @@
 // KL(base || converted) and top-1 agreement per position, then mean and max (engine/logit_divergence.h).
 // `--base-logits FILE` compares the model (converted or as shipped) with logits saved elsewhere, on the file's own
 // tokens; `--save-logits FILE` writes this run's logits (io/logits_file.h), so another engine can be compared.
+// `--image FILE` (repeatable) fills the tokens' <|image_pad|> runs in order: a -f / -p text holds one <|image_pad|>
+// per image (expanded to the image's token count, as the processor does), a --base-logits file the expanded runs.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <string>
 
+#include "image_options.h"
 #include "weight_format_options.h"
 
 namespace qwen3vl {
@@ -18,6 +21,7 @@ struct KldOptions {
   std::string model_dir, text_file, prompt;
   std::string save_logits, base_logits;
   WeightFormatOptions formats;
+  ImageOptions images;  // paths only: the checkpoint's own pixel budget
   int64_t tokens = 256;
   int threads = 0;
   bool json = false;
