@@ -9,22 +9,29 @@ scheme; expert tensors get N(0, 1/fan_in) of the expert's own input width, in th
 
 Two teacher-forced prompts per checkpoint:
   text   the first --positions tokens of tests/fixtures/tokenizer/qwen3/LICENSE, as plain text
-  image  the Instruct chat template: a user turn (a 480x320 photo, PNG, and a question) and an assistant turn of
-         LICENSE text, tokenized and expanded by transformers' own Qwen3VLProcessor
+  image  the Instruct chat template: a user turn (three pictures of about 480x320, PNG, so that the vision tower's
+         noise is drawn three times, and a question) and an assistant turn of LICENSE text, tokenized and expanded
+         by transformers' own Qwen3VLProcessor
 transformers' logits of every position, three ways (one logits file each, the format of src/io/logits_file.h):
   fp32       weights upcast to float32, float32 compute, eager attention (the reference)
   bf16-eager bf16 as loaded, attn_implementation="eager" (and experts_implementation="eager" for MoE)
   bf16       bf16 as from_pretrained loads it by default (sdpa attention, the default experts kernel)
-then ours: `qwen3vl kld -m CKPT --base-logits fp32 [--image PHOTO] --save-logits ours`.
+then ours: `qwen3vl kld -m CKPT --base-logits fp32 [--image PICTURE ...] --save-logits ours`.
 
 Each candidate (transformers bf16-eager, transformers bf16, ours) is compared with the reference here, in float64:
 mean and max KL(reference || candidate), top-1 agreement with the reference; and where ours and a transformers bf16
 run disagree on top-1, that run's own top-1 minus top-2 logit in bf16 steps at its top-1 logit's magnitude (a
 histogram). Results go to OUT/results.json and print as a markdown table.
 
+One comparison is one draw of each engine's rounding noise: the order in which every GEMM sums its products is fixed
+per implementation, and its errors reach every position alike. --draws N measures the spread: N copies of the
+checkpoint with the language model's hidden units (and MLP units) permuted, which changes every summation order of
+the language model but not the function it computes in exact arithmetic, each scored by transformers bf16 (default
+attention) and ours against the same unpermuted fp32 reference.
+
 Usage:
   $VENV/bin/python scripts/reference/published_shapes.py --qwen3vl build/bin/qwen3vl [--out DIR]
-      [--configs 2B,4B,8B,32B,30B-A3B,235B-A22B] [--positions 320] [--threads 2] [--keep]
+      [--configs 2B,4B,8B,32B,30B-A3B,235B-A22B] [--positions 320] [--threads 2] [--keep] [--draws N]
   --out   default ~/.cache/qwen3vl/published-shapes ($XDG_CACHE_HOME honoured); a checkpoint and its logits files
           are reused when present (delete the folder to redo it); --keep keeps the checkpoints (each 3-9 GB), which
           are deleted after their config is measured otherwise
@@ -36,7 +43,6 @@ import argparse
 import gc
 import json
 import math
-import os
 import shutil
 import struct
 import subprocess
@@ -47,6 +53,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save_file
 from transformers import (AutoProcessor, Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLMoeConfig,
                           Qwen3VLMoeForConditionalGeneration)
 
@@ -55,8 +63,11 @@ sys.path.insert(0, str(REPO / "scripts" / "bench"))
 from make_bench_checkpoint import CACHE, IDS, SEED, random_tensor, write_checkpoint, write_json  # noqa: E402
 
 LICENSE = REPO / "tests" / "fixtures" / "tokenizer" / "qwen3" / "LICENSE"
-PHOTO = REPO / "tests" / "fixtures" / "images" / "large_2048x1365.jpg"
-QUESTION = "Describe this photo in detail, then quote the license that covers it."
+IMAGES = REPO / "tests" / "fixtures" / "images"
+# (file, crop box or None, size): the whole picture scaled, another scaled, a crop of the first at full resolution.
+PICTURES = [("large_2048x1365.jpg", None, (480, 320)), ("over_max_700x500.jpg", None, (448, 320)),
+            ("large_2048x1365.jpg", (1024, 512, 1504, 832), (480, 320))]
+QUESTION = "Describe these pictures in detail, then quote the license that covers them."
 
 ROPE = {"rope_type": "default", "rope_theta": 5000000.0, "mrope_section": [24, 20, 20], "mrope_interleaved": True}
 SMALL_TOWER = dict(depth=24, hidden_size=1024, intermediate_size=4096, deepstack_visual_indexes=[5, 11, 17])
@@ -131,24 +142,24 @@ def read_logits(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return ids, rows
 
 
-def prompts(ckpt: Path, positions: int, photo_png: Path) -> dict:
+def prompts(ckpt: Path, positions: int, pictures: list[Path]) -> dict:
     """Token ids (and the processor's image inputs) of the text and the image prompt."""
     processor = AutoProcessor.from_pretrained(ckpt)
     license_ids = processor.tokenizer(LICENSE.read_text(encoding="utf-8"))["input_ids"]
     text_ids = license_ids[:positions]
     answer = processor.tokenizer.decode(license_ids[:positions // 2])
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": QUESTION}]},
+    messages = [{"role": "user", "content": [{"type": "image"}] * len(pictures) + [{"type": "text", "text": QUESTION}]},
                 {"role": "assistant", "content": [{"type": "text", "text": answer}]}]
     chat = processor.apply_chat_template(messages, tokenize=False)
-    inputs = processor(text=[chat], images=[Image.open(photo_png)], return_tensors="pt")
+    inputs = processor(text=[chat], images=[Image.open(p) for p in pictures], return_tensors="pt")
     return {"text": {"ids": text_ids, "inputs": {"input_ids": torch.tensor([text_ids])}},
             "image": {"ids": inputs["input_ids"][0].tolist(),
                       "inputs": {k: inputs[k] for k in ("input_ids", "pixel_values", "image_grid_thw")}}}
 
 
 @torch.no_grad()
-def transformers_logits(ckpt: Path, model_cls, run: str, cases: dict, out: Path) -> None:
-    files = {case: out / f"{case}.{run}.logits" for case in cases}
+def transformers_logits(ckpt: Path, model_cls, run: str, cases: dict, out: Path, suffix: str = "") -> None:
+    files = {case: out / f"{case}.{run}{suffix}.logits" for case in cases}
     if all(f.exists() for f in files.values()):
         return
     kwargs = {"fp32": dict(dtype=torch.float32, attn_implementation="eager"),
@@ -156,7 +167,13 @@ def transformers_logits(ckpt: Path, model_cls, run: str, cases: dict, out: Path)
               "bf16": dict(dtype=torch.bfloat16)}[run]
     if run == "bf16-eager" and model_cls is Qwen3VLMoeForConditionalGeneration:
         kwargs["experts_implementation"] = "eager"
+    if run == "fp32" and model_cls is Qwen3VLMoeForConditionalGeneration:
+        # Loaded as bf16 and upcast in place (the same float32 values): a float32 load converts the fused expert
+        # tensors through extra copies, which 235B-A22B's reference cannot afford in 24 GB.
+        kwargs["dtype"] = torch.bfloat16
     model = model_cls.from_pretrained(ckpt, **kwargs).eval()
+    if run == "fp32":
+        model = model.to(torch.float32)
     for case, data in cases.items():
         inputs = dict(data["inputs"])
         if "pixel_values" in inputs:
@@ -168,16 +185,94 @@ def transformers_logits(ckpt: Path, model_cls, run: str, cases: dict, out: Path)
     gc.collect()
 
 
-def our_logits(qwen3vl: Path, ckpt: Path, case: str, out: Path, photo_png: Path, threads: int) -> None:
-    ours = out / f"{case}.ours.logits"
+def our_logits(qwen3vl: Path, ckpt: Path, case: str, out: Path, pictures: list[Path], threads: int,
+               suffix: str = "") -> None:
+    ours = out / f"{case}.ours{suffix}.logits"
     if ours.exists():
         return
     cmd = [str(qwen3vl), "kld", "-m", str(ckpt), "--base-logits", str(out / f"{case}.fp32.logits"),
            "--save-logits", str(ours), "-t", str(threads), "--json"]
     if case == "image":
-        cmd += ["--image", str(photo_png)]
+        for picture in pictures:
+            cmd += ["--image", str(picture)]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    print(f"  ours                    {case}", flush=True)
+    print(f"  ours                    {case}{suffix}", flush=True)
+
+
+def write_pictures(root: Path) -> list[Path]:
+    """PICTURES as PNG files under root (decoded by Pillow once, so both engines read the same pixels)."""
+    paths = []
+    for i, (name, box, size) in enumerate(PICTURES):
+        path = root / f"picture{i}_{size[0]}x{size[1]}.png"
+        if not path.exists():
+            picture = Image.open(IMAGES / name).convert("RGB")
+            picture = picture.crop(box) if box else picture
+            picture.resize(size, Image.Resampling.LANCZOS).save(path)
+        paths.append(path)
+    return paths
+
+
+def permuted_tensor(name: str, t: torch.Tensor, hidden: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
+    """t with the language model's hidden units renumbered by `hidden` (and MLP units by `inner`): the same function
+    (the vocabulary's order, attention heads and RMSNorm's mean are unchanged), other summation orders."""
+    if name.endswith(("embed_tokens.weight", "lm_head.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight",
+                      "self_attn.v_proj.weight", "mlp.gate.weight")):
+        return t[:, hidden]
+    if name.endswith(("input_layernorm.weight", "post_attention_layernorm.weight", "language_model.norm.weight")):
+        return t[hidden]
+    if name.endswith("self_attn.o_proj.weight"):
+        return t[hidden]
+    if name.endswith(("mlp.gate_proj.weight", "mlp.up_proj.weight")):
+        return t[inner][:, hidden]
+    if name.endswith("mlp.down_proj.weight"):
+        return t[hidden][:, inner]
+    if name.endswith("mlp.experts.gate_up_proj"):  # released layout [E, H, 2*Im]
+        return t[:, hidden, :]
+    if name.endswith("mlp.experts.down_proj"):  # [E, Im, H]
+        return t[:, :, hidden]
+    if "merger" in name and ".linear_fc2." in name:  # the vision tower's outputs feed the hidden units
+        return t[hidden]
+    return t
+
+
+def write_permuted(ckpt: Path, out: Path, seed: int, spec: dict) -> None:
+    if (out / "config.json").exists():
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator()
+    g.manual_seed(seed)
+    hidden = torch.randperm(spec["hidden"], generator=g)
+    inner = torch.randperm(spec["inter"], generator=g)
+    for f in ckpt.iterdir():
+        if f.suffix == ".safetensors":
+            with safe_open(f, "pt") as src:
+                save_file({k: permuted_tensor(k, src.get_tensor(k), hidden, inner).contiguous() for k in src.keys()},
+                          out / f.name, metadata={"format": "pt"})
+        else:
+            shutil.copy(f, out / f.name)
+
+
+def draws(args, name: str, spec: dict, ckpt: Path, model_cls, out: Path, pictures: list[Path]) -> dict:
+    """KL(fp32 reference || candidate) per case for the unpermuted checkpoint and each permuted copy."""
+    cases = prompts(ckpt, args.positions, pictures)
+    result = {case: {"bf16": [], "ours": []} for case in cases}
+    for d in range(args.draws + 1):
+        suffix = "" if d == 0 else f".draw{d}"
+        copy = ckpt if d == 0 else out / f"checkpoint{suffix}"
+        if d > 0 and not all((out / f"{c}.{r}{suffix}.logits").exists() for c in cases for r in ("bf16", "ours")):
+            write_permuted(ckpt, copy, SEED + d, spec)
+            transformers_logits(copy, model_cls, "bf16", cases, out, suffix)
+            for case in cases:
+                our_logits(args.qwen3vl, copy, case, out, pictures, args.threads, suffix)
+            if not args.keep:
+                shutil.rmtree(copy)
+        for case in cases:
+            _, ref = read_logits(out / f"{case}.fp32.logits")
+            lp_ref = log_softmax(ref)
+            for run in ("bf16", "ours"):
+                kl = (np.exp(lp_ref) * (lp_ref - log_softmax(read_logits(out / f"{case}.{run}{suffix}.logits")[1])))
+                result[case][run].append(float(kl.sum(axis=1).mean()))
+    return result
 
 
 def log_softmax(rows: np.ndarray) -> np.ndarray:
@@ -204,13 +299,14 @@ def compare(out: Path, case: str) -> dict:
         kl = (p_ref * (lp_ref - log_softmax(cand))).sum(axis=1)
         result[name] = {"mean_kl": float(kl.mean()), "max_kl": float(kl.max()),
                         "top1_agreement": float((cand.argmax(axis=1) == top1_ref).mean())}
-    ours_top1 = rows["ours"][1].argmax(axis=1)
-    for name in ("bf16-eager", "bf16"):
+    # Where a candidate's top-1 differs from a transformers bf16 run's: that run's own top-1 minus top-2 logit there.
+    # transformers eager against its default too, for the spread between transformers' own two bf16 runs.
+    for cand, name in (("ours", "bf16-eager"), ("ours", "bf16"), ("bf16-eager", "bf16")):
         theirs = rows[name][1]
-        differ = np.nonzero(theirs.argmax(axis=1) != ours_top1)[0]
+        differ = np.nonzero(theirs.argmax(axis=1) != rows[cand][1].argmax(axis=1))[0]
         top2 = np.sort(theirs[differ], axis=1)[:, -2:] if len(differ) else np.zeros((0, 2))
         steps = bf16_steps(top2[:, 1], top2[:, 0]) if len(differ) else np.zeros(0)
-        result["ours"][f"top1_differs_from_{name}"] = {
+        result[cand][f"top1_differs_from_{name}"] = {
             "positions": differ.tolist(), "their_margin_bf16_steps": [round(float(s), 3) for s in steps]}
     return result
 
@@ -226,8 +322,8 @@ def print_table(results: dict) -> None:
     print("\n| config | prompt | positions | mean KL tf bf16 eager | mean KL tf bf16 | mean KL ours | top-1 tf bf16 "
           "eager | top-1 tf bf16 | top-1 ours | ours vs tf bf16 top-1 differs: their margin in bf16 steps |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, cases in results.items():
-        for case, r in cases.items():
+    for name in [n for n in PUBLISHED if n in results]:
+        for case, r in results[name].items():
             steps = r["ours"]["top1_differs_from_bf16"]["their_margin_bf16_steps"]
             print(f"| {name} | {case} | {r['positions']} | " +
                   " | ".join(f"{r[c]['mean_kl']:.3e}" for c in CANDIDATES) + " | " +
@@ -243,13 +339,12 @@ def main() -> int:
     ap.add_argument("--positions", type=int, default=320)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--draws", type=int, default=0, help="permuted copies per config (the noise's spread)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     root = args.out.resolve()
     root.mkdir(parents=True, exist_ok=True)
-    photo_png = root / "photo_480x320.png"
-    if not photo_png.exists():
-        Image.open(PHOTO).convert("RGB").resize((480, 320), Image.Resampling.LANCZOS).save(photo_png)
+    pictures = write_pictures(root)
     results_file = root / "results.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
     for name in args.configs.split(","):
@@ -263,12 +358,15 @@ def main() -> int:
             write_checkpoint(ckpt, config, model_cls, tensor,
                              released_expert_layout if "moe_inter" in spec else None)
         if not done:
-            cases = prompts(ckpt, args.positions, photo_png)
+            cases = prompts(ckpt, args.positions, pictures)
             for run in RUNS:
                 transformers_logits(ckpt, model_cls, run, cases, out)
             for case in cases:
-                our_logits(args.qwen3vl, ckpt, case, out, photo_png, args.threads)
+                our_logits(args.qwen3vl, ckpt, case, out, pictures, args.threads)
         results[name] = {case: compare(out, case) for case in ("text", "image")}
+        if args.draws:
+            for case, kls in draws(args, name, spec, ckpt, model_cls, out, pictures).items():
+                results[name][case]["draws"] = kls
         write_json(results_file, results)
         if not args.keep and ckpt.exists():
             shutil.rmtree(ckpt)
