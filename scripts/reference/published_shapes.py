@@ -21,7 +21,8 @@ then ours: `qwen3vl kld -m CKPT --base-logits fp32 [--image PICTURE ...] --save-
 Each candidate (transformers bf16-eager, transformers bf16, ours) is compared with the reference here, in float64:
 mean and max KL(reference || candidate), top-1 agreement with the reference; and where ours and a transformers bf16
 run disagree on top-1, that run's own top-1 minus top-2 logit in bf16 steps at its top-1 logit's magnitude (a
-histogram). Results go to OUT/results.json and print as a markdown table.
+histogram; the same for transformers' eager run against its default, their own spread). Results go to
+OUT/results.json and print as a markdown table.
 
 One comparison is one draw of each engine's rounding noise: the order in which every GEMM sums its products is fixed
 per implementation, and its errors reach every position alike. --draws N measures the spread: N copies of the
