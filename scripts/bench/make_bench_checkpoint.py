@@ -61,9 +61,15 @@ VIDEO_PREPROCESSOR = {
 IDS = dict(image_token_id=151655, video_token_id=151656, vision_start_token_id=151652, vision_end_token_id=151653)
 
 
-def random_tensor(name: str, shape: tuple[int, ...]) -> torch.Tensor:
+def seeded_generator(name: str) -> torch.Generator:
+    """One generator per tensor, seeded from its name, so a tensor's values do not depend on the others."""
     g = torch.Generator()
     g.manual_seed((SEED * 1_000_003 + zlib.crc32(name.encode())) % (2**63))
+    return g
+
+
+def random_tensor(name: str, shape: tuple[int, ...]) -> torch.Tensor:
+    g = seeded_generator(name)
     parent, leaf = name.split(".")[-2], name.rsplit(".", 1)[-1]
     if ("norm" in parent) and leaf == "weight":
         v = torch.rand(shape, generator=g) + 0.5
@@ -82,10 +88,10 @@ def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def write_checkpoint(out: Path, config, model_class, tensor=random_tensor, expert_layout=None) -> None:
+def write_checkpoint(out: Path, config, model_class, tensor=random_tensor) -> None:
     """Writes `config` with seeded random bf16 weights to `out` (replaced), with the released preprocessor configs,
-    the vendored tokenizer and the Instruct chat template. tensor(name, shape) gives each weight; expert_layout, if
-    given, maps a (name, tensor) to its on-disk form."""
+    the vendored tokenizer and the Instruct chat template. tensor(name, in-memory shape) gives each weight as it is
+    stored."""
     if REPO in out.parents or out == REPO:
         sys.exit(f"{out}: write benchmark checkpoints outside the repository")
     if out.exists():
@@ -111,8 +117,6 @@ def write_checkpoint(out: Path, config, model_class, tensor=random_tensor, exper
 
     for name in sorted(params):
         t = tensor(name, params[name])
-        if expert_layout is not None:
-            t = expert_layout(name, t)
         if shard_bytes + 2 * t.numel() > SHARD_BYTES:
             flush()
         shard[name] = t

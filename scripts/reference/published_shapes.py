@@ -48,7 +48,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +60,8 @@ from transformers import (AutoProcessor, Qwen3VLConfig, Qwen3VLForConditionalGen
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts" / "bench"))
-from make_bench_checkpoint import CACHE, IDS, SEED, random_tensor, write_checkpoint, write_json  # noqa: E402
+from make_bench_checkpoint import (  # noqa: E402
+    CACHE, IDS, SEED, random_tensor, seeded_generator, write_checkpoint, write_json)
 
 LICENSE = REPO / "tests" / "fixtures" / "tokenizer" / "qwen3" / "LICENSE"
 IMAGES = REPO / "tests" / "fixtures" / "images"
@@ -87,6 +87,7 @@ PUBLISHED = {
 EXPERT_TENSORS = ("mlp.experts.gate_up_proj", "mlp.experts.down_proj")
 RUNS = ("fp32", "bf16-eager", "bf16")
 CANDIDATES = ("bf16-eager", "bf16", "ours")
+CASES = ("text", "image")
 
 
 def make_config(spec: dict):
@@ -111,17 +112,12 @@ def make_config(spec: dict):
 
 
 def tensor(name: str, shape: tuple[int, ...]) -> torch.Tensor:
-    """random_tensor, but fused expert tensors (in memory [E, out, in]) get N(0, 1/in), their real fan-in."""
+    """random_tensor, but fused expert tensors (in memory [E, out, in]) get N(0, 1/in), their real fan-in, and are
+    stored input-major as the released checkpoints store them: gate_up_proj [E, H, 2*Im], down_proj [E, Im, H]."""
     if not name.endswith(EXPERT_TENSORS):
         return random_tensor(name, shape)
-    g = torch.Generator()
-    g.manual_seed((SEED * 1_000_003 + zlib.crc32(name.encode())) % (2**63))
-    return (torch.randn(shape, generator=g) / math.sqrt(shape[-1])).to(torch.bfloat16)
-
-
-def released_expert_layout(name: str, t: torch.Tensor) -> torch.Tensor:
-    """The released checkpoints store experts input-major: gate_up_proj [E, H, 2*Im], down_proj [E, Im, H]."""
-    return t.transpose(1, 2).contiguous() if name.endswith(EXPERT_TENSORS) else t
+    t = torch.randn(shape, generator=seeded_generator(name)) / math.sqrt(shape[-1])
+    return t.to(torch.bfloat16).transpose(1, 2).contiguous()
 
 
 def write_logits(path: Path, ids: list[int], logits: torch.Tensor) -> None:
@@ -253,33 +249,34 @@ def write_permuted(ckpt: Path, out: Path, seed: int, spec: dict) -> None:
             shutil.copy(f, out / f.name)
 
 
-def draws(args, name: str, spec: dict, ckpt: Path, model_cls, out: Path, pictures: list[Path]) -> dict:
-    """KL(fp32 reference || candidate) per case for the unpermuted checkpoint and each permuted copy."""
-    cases = prompts(ckpt, args.positions, pictures)
-    result = {case: {"bf16": [], "ours": []} for case in cases}
-    for d in range(args.draws + 1):
-        suffix = "" if d == 0 else f".draw{d}"
-        copy = ckpt if d == 0 else out / f"checkpoint{suffix}"
-        if d > 0 and not all((out / f"{c}.{r}{suffix}.logits").exists() for c in cases for r in ("bf16", "ours")):
-            write_permuted(ckpt, copy, SEED + d, spec)
-            transformers_logits(copy, model_cls, "bf16", cases, out, suffix)
-            for case in cases:
-                our_logits(args.qwen3vl, copy, case, out, pictures, args.threads, suffix)
-            if not args.keep:
-                shutil.rmtree(copy)
-        for case in cases:
-            _, ref = read_logits(out / f"{case}.fp32.logits")
-            lp_ref = log_softmax(ref)
-            for run in ("bf16", "ours"):
-                kl = (np.exp(lp_ref) * (lp_ref - log_softmax(read_logits(out / f"{case}.{run}{suffix}.logits")[1])))
-                result[case][run].append(float(kl.sum(axis=1).mean()))
-    return result
+def permuted_logits(args, ckpt: Path, suffix: str, seed: int, spec: dict, model_cls, cases: dict, out: Path,
+                    pictures: list[Path]) -> None:
+    """transformers bf16 (default attention) and ours on a copy of ckpt with its units permuted (write_permuted)."""
+    copy = out / f"checkpoint{suffix}"
+    write_permuted(ckpt, copy, seed, spec)
+    transformers_logits(copy, model_cls, "bf16", cases, out, suffix)
+    for case in cases:
+        our_logits(args.qwen3vl, copy, case, out, pictures, args.threads, suffix)
+    if not args.keep:
+        shutil.rmtree(copy)
+
+
+def draw_kls(out: Path, case: str, suffixes: list[str]) -> dict:
+    """Mean KL(fp32 reference || run) of transformers bf16 and ours for each draw (suffix "": the unpermuted one)."""
+    lp_ref = log_softmax(read_logits(out / f"{case}.fp32.logits")[1])
+    return {run: [float(kl_rows(lp_ref, read_logits(out / f"{case}.{run}{suffix}.logits")[1]).mean())
+                  for suffix in suffixes] for run in ("bf16", "ours")}
 
 
 def log_softmax(rows: np.ndarray) -> np.ndarray:
     x = rows.astype(np.float64)
     x -= x.max(axis=1, keepdims=True)
     return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+
+def kl_rows(lp_ref: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """KL(reference || rows) per position, from the reference's log-softmax."""
+    return (np.exp(lp_ref) * (lp_ref - log_softmax(rows))).sum(axis=1)
 
 
 def bf16_steps(top1: np.ndarray, top2: np.ndarray) -> np.ndarray:
@@ -291,13 +288,12 @@ def bf16_steps(top1: np.ndarray, top2: np.ndarray) -> np.ndarray:
 def compare(out: Path, case: str) -> dict:
     ids, ref = read_logits(out / f"{case}.fp32.logits")
     lp_ref = log_softmax(ref)
-    p_ref = np.exp(lp_ref)
     top1_ref = ref.argmax(axis=1)
     rows = {name: read_logits(out / f"{case}.{name}.logits") for name in CANDIDATES}
     result = {"positions": int(len(ids))}
     for name, (cand_ids, cand) in rows.items():
         assert np.array_equal(cand_ids, ids), f"{case}.{name}: other tokens than the reference"
-        kl = (p_ref * (lp_ref - log_softmax(cand))).sum(axis=1)
+        kl = kl_rows(lp_ref, cand)
         result[name] = {"mean_kl": float(kl.mean()), "max_kl": float(kl.max()),
                         "top1_agreement": float((cand.argmax(axis=1) == top1_ref).mean())}
     # Where a candidate's top-1 differs from a transformers bf16 run's: that run's own top-1 minus top-2 logit there.
@@ -354,20 +350,24 @@ def main() -> int:
         ckpt = out / "checkpoint"
         config, model_cls = make_config(spec)
         print(f"{name}: {spec['layers']} text layer(s), vision depth {spec['tower']['depth']}", flush=True)
-        done = all((out / f"{c}.{r}.logits").exists() for c in ("text", "image") for r in RUNS + ("ours",))
-        if not done and not (ckpt / "config.json").exists():
-            write_checkpoint(ckpt, config, model_cls, tensor,
-                             released_expert_layout if "moe_inter" in spec else None)
+        done = all((out / f"{c}.{r}.logits").exists() for c in CASES for r in RUNS + ("ours",))
+        suffixes = [f".draw{d}" for d in range(1, args.draws + 1)]
+        missing = [d for d, suffix in enumerate(suffixes, start=1)
+                   if not all((out / f"{c}.{r}{suffix}.logits").exists() for c in CASES for r in ("bf16", "ours"))]
+        if (not done or missing) and not (ckpt / "config.json").exists():
+            write_checkpoint(ckpt, config, model_cls, tensor)
+        cases = prompts(ckpt, args.positions, pictures) if not done or missing else {}
         if not done:
-            cases = prompts(ckpt, args.positions, pictures)
             for run in RUNS:
                 transformers_logits(ckpt, model_cls, run, cases, out)
             for case in cases:
                 our_logits(args.qwen3vl, ckpt, case, out, pictures, args.threads)
-        results[name] = {case: compare(out, case) for case in ("text", "image")}
+        for d in missing:
+            permuted_logits(args, ckpt, suffixes[d - 1], SEED + d, spec, model_cls, cases, out, pictures)
+        results[name] = {case: compare(out, case) for case in CASES}
         if args.draws:
-            for case, kls in draws(args, name, spec, ckpt, model_cls, out, pictures).items():
-                results[name][case]["draws"] = kls
+            for case in CASES:
+                results[name][case]["draws"] = draw_kls(out, case, [""] + suffixes)
         write_json(results_file, results)
         if not args.keep and ckpt.exists():
             shutil.rmtree(ckpt)
